@@ -1,0 +1,275 @@
+// Package manifest is possum's SQLite manifest: which key lives where, the dead
+// extents waiting to be punched, and the settings every process shares. Every
+// SQL statement of possum lives in this package; nothing else imports
+// database/sql.
+//
+// The database runs in WAL mode with synchronous=NORMAL (FULL when the cache
+// asks for durability). Writes go through a single connection whose
+// transactions all begin IMMEDIATE, because under WAL a deferred transaction
+// that later upgrades to a writer fails at once with SQLITE_BUSY, whatever the
+// busy timeout. Reads go through a separate query-only pool and never wait on
+// the write lock.
+package manifest
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/pressly/goose/v3"
+	"golang.org/x/sys/unix"
+	_ "modernc.org/sqlite" // the "sqlite" driver, pure Go
+
+	"github.com/seed475afdc4/possum/migrations"
+)
+
+// FileName is the manifest's name inside a cache directory.
+const FileName = "manifest.db"
+
+// ApplicationID marks a SQLite file as a possum manifest ("poss" in ASCII),
+// in the header field SQLite reserves for that (PRAGMA application_id).
+const ApplicationID = 0x706f7373
+
+// busyTimeout is how long a writer waits for another process's write
+// transaction before giving up with "database is locked". Commits are short
+// (milliseconds), so a long wait only ever happens when some process holds
+// the lock for a very large batch; thirty seconds covers that without hanging
+// forever on a wedged peer.
+const busyTimeout = 30 * time.Second
+
+var (
+	// ErrNotCache reports a directory, or a database file, that is not a
+	// possum cache. Open refuses it rather than writing into it.
+	ErrNotCache = errors.New("not a possum cache")
+	// ErrNewerVersion reports a manifest written by a newer possum whose
+	// schema this one does not know. Nothing is changed.
+	ErrNewerVersion = errors.New("manifest written by a newer version of possum")
+	// ErrKeyTooLong reports a key a change would make longer than
+	// Config.MaxKey.
+	ErrKeyTooLong = errors.New("key too long")
+)
+
+// Config says how to open a manifest.
+type Config struct {
+	// Sync makes commits durable (synchronous=FULL) instead of merely
+	// consistent (synchronous=NORMAL, the default).
+	Sync bool
+	// StripeOf maps a key to the index of its stripe counter; it is recorded
+	// with every dead extent. Required.
+	StripeOf func(key []byte) int
+	// MaxKey is the longest key MovePrefix may make; 0 means no limit.
+	MaxKey int
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Init, if set, runs while the directory lock is still held, after the
+	// migrations: the place to create the cache's other files.
+	Init func() error
+	// ReadConns is the size of the read-only pool; 0 means a size fitted to
+	// the machine.
+	ReadConns int
+}
+
+// Manifest is an open manifest database. It is safe for concurrent use.
+type Manifest struct {
+	path  string
+	w     *sqlx.DB // one connection: every write transaction
+	r     *sqlx.DB // query-only pool
+	cfg   Config
+	stmts readStmts
+}
+
+// Open opens the manifest in dir, creating or upgrading it under an exclusive
+// flock on the directory itself, so that any number of processes may race to
+// open a directory for the first time. A directory that holds other files and
+// no manifest is refused with ErrNotCache, and a manifest from a newer schema
+// with ErrNewerVersion, in both cases without writing anything.
+func Open(ctx context.Context, dir string, cfg Config) (_ *Manifest, err error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.ReadConns <= 0 {
+		cfg.ReadConns = max(4, 2*runtime.GOMAXPROCS(0))
+	}
+	unlock, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	path := filepath.Join(dir, FileName)
+	if err := checkIsCache(dir, path); err != nil {
+		return nil, err
+	}
+	m := &Manifest{path: path, cfg: cfg}
+	defer func() {
+		if err != nil {
+			m.Close()
+		}
+	}()
+	if m.w, err = openDB(path, cfg.Sync, false); err != nil {
+		return nil, err
+	}
+	m.w.SetMaxOpenConns(1)
+	if err := m.migrate(ctx); err != nil {
+		return nil, err
+	}
+	if cfg.Init != nil {
+		if err := cfg.Init(); err != nil {
+			return nil, err
+		}
+	}
+	if m.r, err = openDB(path, cfg.Sync, true); err != nil {
+		return nil, err
+	}
+	m.r.SetMaxOpenConns(cfg.ReadConns)
+	m.r.SetMaxIdleConns(cfg.ReadConns)
+	if err := m.prepare(ctx); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// Close closes both pools. It is safe to call more than once.
+func (m *Manifest) Close() error {
+	var errs []error
+	m.stmts.close()
+	for _, db := range []*sqlx.DB{m.r, m.w} {
+		if db != nil {
+			errs = append(errs, db.Close())
+		}
+	}
+	m.r, m.w = nil, nil
+	return errors.Join(errs...)
+}
+
+// Path is the manifest's file name.
+func (m *Manifest) Path() string { return m.path }
+
+func (m *Manifest) now() int64 { return m.cfg.Now().UnixNano() }
+
+func openDB(path string, sync, readOnly bool) (*sqlx.DB, error) {
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
+	if sync {
+		q.Add("_pragma", "synchronous(FULL)")
+	} else {
+		q.Add("_pragma", "synchronous(NORMAL)")
+	}
+	if readOnly {
+		q.Add("_pragma", "query_only(1)")
+	} else {
+		q.Add("_pragma", "journal_mode(WAL)")
+		q.Set("_txlock", "immediate")
+	}
+	// SQLite reads "file:" names as URIs, so the path is escaped as one.
+	dsn := (&url.URL{Scheme: "file", Path: path, RawQuery: q.Encode()}).String()
+	db, err := sqlx.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open manifest: %w", err)
+	}
+	db.SetConnMaxIdleTime(0)
+	db.SetConnMaxLifetime(0)
+	return db, nil
+}
+
+// lockDir takes an exclusive flock on the directory. flock (not an OFD or
+// POSIX record lock) because a directory cannot be opened for writing, and
+// because SQLite's own POSIX locks on the database must not be disturbed.
+func lockDir(dir string) (func(), error) {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: dir, Err: err}
+	}
+	for {
+		err = unix.Flock(fd, unix.LOCK_EX)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		unix.Close(fd)
+		return nil, &fs.PathError{Op: "flock", Path: dir, Err: err}
+	}
+	return func() { unix.Close(fd) }, nil
+}
+
+// knownNames are the entries a possum directory may hold; a directory with
+// only these (a cold start that was interrupted) may be initialised.
+var knownNames = map[string]bool{
+	FileName: true, FileName + "-wal": true, FileName + "-shm": true,
+	FileName + "-journal": true, "stripes": true, "values": true, "README": true,
+}
+
+func checkIsCache(dir, path string) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if !knownNames[e.Name()] {
+			return fmt.Errorf("%s: %w: it holds %q and no manifest", dir, ErrNotCache, e.Name())
+		}
+	}
+	fi, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s: %w: not a regular file", path, ErrNotCache)
+	}
+	return nil
+}
+
+func (m *Manifest) migrate(ctx context.Context) error {
+	var appID int64
+	if err := m.w.GetContext(ctx, &appID, "PRAGMA application_id"); err != nil {
+		return fmt.Errorf("%s: %w: %v", m.path, ErrNotCache, err)
+	}
+	var tables []string
+	if err := m.w.SelectContext(ctx, &tables,
+		"SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"); err != nil {
+		return fmt.Errorf("%s: %w: %v", m.path, ErrNotCache, err)
+	}
+	if appID != ApplicationID && len(tables) > 0 {
+		return fmt.Errorf("%s: %w: a SQLite database with tables %s", m.path, ErrNotCache, strings.Join(tables, ", "))
+	}
+	p, err := goose.NewProvider(goose.DialectSQLite3, m.w.DB, migrations.FS)
+	if err != nil {
+		return fmt.Errorf("migrations: %w", err)
+	}
+	current, err := p.GetDBVersion(ctx)
+	if err != nil && len(tables) > 0 {
+		return fmt.Errorf("%s: read schema version: %w", m.path, err)
+	}
+	sources := p.ListSources()
+	latest := sources[len(sources)-1].Version
+	if current > latest {
+		return fmt.Errorf("%s: %w: schema version %d, this possum knows up to %d", m.path, ErrNewerVersion, current, latest)
+	}
+	if current == latest {
+		return nil
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("%s: migrate: %w", m.path, err)
+	}
+	return nil
+}
+
+// scanErr turns sql.ErrNoRows into fs.ErrNotExist.
+func scanErr(err error) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return fs.ErrNotExist
+	}
+	return err
+}

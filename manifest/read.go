@@ -1,0 +1,226 @@
+package manifest
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+)
+
+// Location is where a value's bytes are: what a read needs.
+type Location struct {
+	KeyID    int64
+	FileID   int64 // 0 for an empty value, which has no bytes anywhere
+	Offset   int64
+	Length   int64
+	Checksum uint64
+	Expires  int64 // Unix ns; 0 means never
+}
+
+// Entry is a whole row of the entries table.
+type Entry struct {
+	KeyID     int64         `db:"key_id"`
+	Key       []byte        `db:"key"`
+	FileID    int64         `db:"file_id"`
+	Offset    int64         `db:"offset"`
+	Length    int64         `db:"length"`
+	Footprint int64         `db:"footprint"`
+	Checksum  int64         `db:"checksum"`
+	Created   int64         `db:"created_ns"`
+	LastUsed  int64         `db:"last_used_ns"`
+	Expires   sql.NullInt64 `db:"expires_ns"`
+}
+
+// Location returns the part of the entry a read needs.
+func (e *Entry) Location() Location {
+	return Location{KeyID: e.KeyID, FileID: e.FileID, Offset: e.Offset, Length: e.Length,
+		Checksum: uint64(e.Checksum), Expires: e.Expires.Int64}
+}
+
+const entryColumns = `key_id, key, file_id, offset, length, footprint, checksum, created_ns, last_used_ns, expires_ns`
+
+// Totals are the running sums kept by the manifest's triggers.
+type Totals struct {
+	Entries       int64 `db:"entry_count"`
+	LiveBytes     int64 `db:"live_bytes"`
+	LiveFootprint int64 `db:"live_footprint"`
+	DeadExtents   int64 `db:"dead_count"`
+	DeadFootprint int64 `db:"dead_footprint"`
+}
+
+type readStmts struct {
+	lookup *sql.Stmt
+}
+
+func (s *readStmts) close() {
+	if s.lookup != nil {
+		s.lookup.Close()
+	}
+}
+
+func (m *Manifest) prepare(ctx context.Context) error {
+	var err error
+	m.stmts.lookup, err = m.r.PrepareContext(ctx,
+		`SELECT key_id, file_id, offset, length, checksum, coalesce(expires_ns, 0) FROM entries WHERE key = ?`)
+	return err
+}
+
+// Lookup finds key's value. A missing key is fs.ErrNotExist. Expired entries
+// are returned as they are: the caller decides.
+func (m *Manifest) Lookup(ctx context.Context, key []byte) (Location, error) {
+	var l Location
+	var sum int64
+	err := m.stmts.lookup.QueryRowContext(ctx, key).Scan(&l.KeyID, &l.FileID, &l.Offset, &l.Length, &sum, &l.Expires)
+	l.Checksum = uint64(sum)
+	return l, scanErr(err)
+}
+
+// Entry returns key's whole row, or fs.ErrNotExist.
+func (m *Manifest) Entry(ctx context.Context, key []byte) (Entry, error) {
+	var e Entry
+	err := m.r.GetContext(ctx, &e, `SELECT `+entryColumns+` FROM entries WHERE key = ?`, key)
+	return e, scanErr(err)
+}
+
+// List returns up to limit entries with lo <= key < hi in key order, hi nil
+// meaning no upper bound, starting after the key after when it is not nil.
+// Entries that expired at or before now are left out unless now is 0.
+func (m *Manifest) List(ctx context.Context, lo, hi, after []byte, now int64, limit int) ([]Entry, error) {
+	q := `SELECT ` + entryColumns + ` FROM entries WHERE key >= ?`
+	args := []any{lo}
+	if hi != nil {
+		q += ` AND key < ?`
+		args = append(args, hi)
+	}
+	if after != nil {
+		q += ` AND key > ?`
+		args = append(args, after)
+	}
+	if now != 0 {
+		q += ` AND (expires_ns IS NULL OR expires_ns > ?)`
+		args = append(args, now)
+	}
+	q += ` ORDER BY key LIMIT ?`
+	args = append(args, limit)
+	var es []Entry
+	err := m.r.SelectContext(ctx, &es, q, args...)
+	return es, err
+}
+
+// Totals returns the running sums.
+func (m *Manifest) Totals(ctx context.Context) (Totals, error) {
+	var t Totals
+	err := m.r.GetContext(ctx, &t, `SELECT entry_count, live_bytes, live_footprint, dead_count, dead_footprint FROM totals`)
+	return t, err
+}
+
+// FileEntries returns the live entries stored in file id, in offset order.
+func (m *Manifest) FileEntries(ctx context.Context, fileID int64) ([]Entry, error) {
+	var es []Entry
+	err := m.r.SelectContext(ctx, &es, `SELECT `+entryColumns+` FROM entries WHERE file_id = ? ORDER BY offset`, fileID)
+	return es, err
+}
+
+// Files returns the ids of every value file the manifest knows.
+func (m *Manifest) Files(ctx context.Context) ([]int64, error) {
+	var ids []int64
+	err := m.r.SelectContext(ctx, &ids, `SELECT file_id FROM files ORDER BY file_id`)
+	return ids, err
+}
+
+// LiveEnd returns the end of the last live value in file id (0 if none).
+func (m *Manifest) LiveEnd(ctx context.Context, fileID int64) (int64, error) {
+	var end sql.NullInt64
+	err := m.r.GetContext(ctx, &end, `SELECT max(offset + footprint) FROM entries WHERE file_id = ?`, fileID)
+	return end.Int64, err
+}
+
+// DeadExtent is a row of dead_extents: a region waiting to be given back.
+type DeadExtent struct {
+	ExtentID  int64 `db:"extent_id"`
+	FileID    int64 `db:"file_id"`
+	Offset    int64 `db:"offset"`
+	Length    int64 `db:"length"`
+	Footprint int64 `db:"footprint"`
+	Stripe    int64 `db:"stripe"`
+	Created   int64 `db:"created_ns"`
+}
+
+// DeadExtents returns up to limit dead extents, oldest first.
+func (m *Manifest) DeadExtents(ctx context.Context, limit int) ([]DeadExtent, error) {
+	var ds []DeadExtent
+	err := m.r.SelectContext(ctx, &ds,
+		`SELECT extent_id, file_id, offset, length, footprint, stripe, created_ns FROM dead_extents ORDER BY extent_id LIMIT ?`, limit)
+	return ds, err
+}
+
+// Setting reads a shared setting; a missing one is fs.ErrNotExist.
+func (m *Manifest) Setting(ctx context.Context, name string) (int64, error) {
+	var v int64
+	err := m.r.GetContext(ctx, &v, `SELECT value FROM settings WHERE name = ?`, name)
+	return v, scanErr(err)
+}
+
+// IsBusy reports whether err is SQLite's "database is locked".
+func IsBusy(err error) bool {
+	type coder interface{ Code() int }
+	var c coder
+	return errors.As(err, &c) && c.Code()&0xff == 5 // SQLITE_BUSY
+}
+
+// EntriesAfter returns up to limit entries with key_id > after, in key_id
+// order: a way to walk every row without holding a transaction open.
+func (m *Manifest) EntriesAfter(ctx context.Context, after int64, limit int) ([]Entry, error) {
+	var es []Entry
+	err := m.r.SelectContext(ctx, &es, `SELECT `+entryColumns+` FROM entries WHERE key_id > ? ORDER BY key_id LIMIT ?`, after, limit)
+	return es, err
+}
+
+// CountedTotals computes the totals from the rows themselves, to check the
+// running sums against.
+func (m *Manifest) CountedTotals(ctx context.Context) (Totals, error) {
+	var t Totals
+	err := m.r.GetContext(ctx, &t, `SELECT
+		(SELECT count(*) FROM entries) AS entry_count,
+		(SELECT coalesce(sum(length), 0) FROM entries) AS live_bytes,
+		(SELECT coalesce(sum(footprint), 0) FROM entries) AS live_footprint,
+		(SELECT count(*) FROM dead_extents) AS dead_count,
+		(SELECT coalesce(sum(footprint), 0) FROM dead_extents) AS dead_footprint`)
+	return t, err
+}
+
+// Overlaps returns pairs of regions in file id, live or dead, that overlap
+// a live value: each is a description for a report. Regions are compared by
+// footprint.
+func (m *Manifest) Overlaps(ctx context.Context, fileID int64) ([]string, error) {
+	var out []string
+	rows, err := m.r.QueryxContext(ctx, `
+		SELECT 'live key_id ' || a.key_id || ' [' || a.offset || ',' || (a.offset + a.footprint) || ') overlaps live key_id ' || b.key_id
+		FROM entries a JOIN entries b ON b.file_id = a.file_id AND b.key_id > a.key_id
+		WHERE a.file_id = ?1 AND a.footprint > 0 AND b.footprint > 0
+		  AND b.offset < a.offset + a.footprint AND a.offset < b.offset + b.footprint
+		UNION ALL
+		SELECT 'dead extent ' || d.extent_id || ' [' || d.offset || ',' || (d.offset + d.footprint) || ') overlaps live key_id ' || e.key_id
+		FROM dead_extents d JOIN entries e ON e.file_id = d.file_id
+		WHERE d.file_id = ?1 AND e.footprint > 0
+		  AND e.offset < d.offset + d.footprint AND d.offset < e.offset + e.footprint`, fileID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+// EntryFiles returns the distinct file ids that live entries or dead extents
+// refer to.
+func (m *Manifest) EntryFiles(ctx context.Context) ([]int64, error) {
+	var ids []int64
+	err := m.r.SelectContext(ctx, &ids, `SELECT file_id FROM entries WHERE file_id != 0 UNION SELECT file_id FROM dead_extents ORDER BY 1`)
+	return ids, err
+}

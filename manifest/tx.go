@@ -1,0 +1,297 @@
+package manifest
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// Tx is a write transaction (BEGIN IMMEDIATE). It records the stripes of
+// every key it inserts, deletes or renames, which the caller must bump after
+// the commit, and before any region it freed can be reclaimed.
+type Tx struct {
+	tx      *sqlx.Tx
+	m       *Manifest
+	Now     int64
+	stripes map[int]struct{}
+	sp      int
+}
+
+// Update runs fn in one write transaction and commits it if fn returns nil.
+// On success it returns the stripes to bump.
+func (m *Manifest) Update(ctx context.Context, fn func(*Tx) error) ([]int, error) {
+	sqltx, err := m.w.BeginTxx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("begin: %w", err)
+	}
+	tx := &Tx{tx: sqltx, m: m, Now: m.now(), stripes: map[int]struct{}{}}
+	if err := fn(tx); err != nil {
+		sqltx.Rollback()
+		return nil, err
+	}
+	if err := sqltx.Commit(); err != nil {
+		return nil, fmt.Errorf("commit: %w", err)
+	}
+	out := make([]int, 0, len(tx.stripes))
+	for s := range tx.stripes {
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// Savepoint runs fn inside a savepoint: if fn fails, what it did is undone
+// and the rest of the transaction goes on. Group commit uses it so that one
+// failing request does not fail the others committed with it.
+func (tx *Tx) Savepoint(fn func() error) error {
+	tx.sp++
+	name := fmt.Sprintf("sp%d", tx.sp)
+	if _, err := tx.tx.Exec("SAVEPOINT " + name); err != nil {
+		return err
+	}
+	if err := fn(); err != nil {
+		if _, rerr := tx.tx.Exec("ROLLBACK TO " + name); rerr != nil {
+			return errors.Join(err, rerr)
+		}
+		tx.tx.Exec("RELEASE " + name)
+		return err
+	}
+	_, err := tx.tx.Exec("RELEASE " + name)
+	return err
+}
+
+func (tx *Tx) touch(key []byte) { tx.stripes[tx.m.cfg.StripeOf(key)] = struct{}{} }
+
+// NewEntry is a value about to be published.
+type NewEntry struct {
+	Key       []byte
+	FileID    int64
+	Offset    int64
+	Length    int64
+	Footprint int64
+	Checksum  uint64
+	Expires   int64 // Unix ns, 0 for never
+}
+
+// Insert publishes e, replacing any entry under the same key; the replaced
+// value's region is recorded as a dead extent. The caller has written e's
+// bytes before calling Insert: a row is only ever inserted for bytes that
+// are already in the file (publish by commit).
+func (tx *Tx) Insert(e NewEntry) error {
+	if _, err := tx.deleteKey(e.Key); err != nil {
+		return err
+	}
+	var exp sql.NullInt64
+	if e.Expires != 0 {
+		exp = sql.NullInt64{Int64: e.Expires, Valid: true}
+	}
+	_, err := tx.tx.Exec(`INSERT INTO entries (key, file_id, offset, length, footprint, checksum, created_ns, last_used_ns, expires_ns)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		e.Key, e.FileID, e.Offset, e.Length, e.Footprint, int64(e.Checksum), tx.Now, tx.Now, exp)
+	tx.touch(e.Key)
+	return err
+}
+
+// Delete removes key, recording its region as dead. A missing key is
+// fs.ErrNotExist.
+func (tx *Tx) Delete(key []byte) error {
+	found, err := tx.deleteKey(key)
+	if err == nil && !found {
+		err = fs.ErrNotExist
+	}
+	return err
+}
+
+func (tx *Tx) deleteKey(key []byte) (bool, error) {
+	rows, err := tx.tx.Queryx(`DELETE FROM entries WHERE key = ? RETURNING `+entryColumns, key)
+	if err != nil {
+		return false, err
+	}
+	es, err := scanEntries(rows)
+	if err != nil {
+		return false, err
+	}
+	for i := range es {
+		if err := tx.recordDead(&es[i]); err != nil {
+			return false, err
+		}
+	}
+	return len(es) > 0, nil
+}
+
+func scanEntries(rows *sqlx.Rows) ([]Entry, error) {
+	defer rows.Close()
+	var es []Entry
+	for rows.Next() {
+		var e Entry
+		if err := rows.StructScan(&e); err != nil {
+			return nil, err
+		}
+		es = append(es, e)
+	}
+	return es, rows.Err()
+}
+
+// recordDead notes that e's row is gone: its stripe must be bumped, and its
+// region (if it has one) is queued for the reclaimer.
+func (tx *Tx) recordDead(e *Entry) error {
+	tx.touch(e.Key)
+	if e.FileID == 0 || e.Footprint == 0 {
+		return nil
+	}
+	_, err := tx.tx.Exec(`INSERT INTO dead_extents (file_id, offset, length, footprint, stripe, created_ns) VALUES (?, ?, ?, ?, ?, ?)`,
+		e.FileID, e.Offset, e.Length, e.Footprint, tx.m.cfg.StripeOf(e.Key), tx.Now)
+	return err
+}
+
+// DeleteRange removes every key with lo <= key < hi (hi nil: no upper bound)
+// and returns how many it removed.
+func (tx *Tx) DeleteRange(lo, hi []byte) (int, error) {
+	q, args := rangeWhere(lo, hi)
+	rows, err := tx.tx.Queryx(`DELETE FROM entries WHERE `+q+` RETURNING `+entryColumns, args...)
+	if err != nil {
+		return 0, err
+	}
+	es, err := scanEntries(rows)
+	if err != nil {
+		return 0, err
+	}
+	for i := range es {
+		if err := tx.recordDead(&es[i]); err != nil {
+			return 0, err
+		}
+	}
+	return len(es), nil
+}
+
+// DeleteEntry removes the row key_id if it still exists, recording its region
+// as dead. It is how a read that found a bad value drops exactly that value,
+// and not a newer one put under the same key meanwhile.
+func (tx *Tx) DeleteEntry(keyID int64) error {
+	rows, err := tx.tx.Queryx(`DELETE FROM entries WHERE key_id = ? RETURNING `+entryColumns, keyID)
+	if err != nil {
+		return err
+	}
+	es, err := scanEntries(rows)
+	if err != nil {
+		return err
+	}
+	for i := range es {
+		if err := tx.recordDead(&es[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func rangeWhere(lo, hi []byte) (string, []any) {
+	if hi == nil {
+		return `key >= ?`, []any{lo}
+	}
+	return `key >= ? AND key < ?`, []any{lo, hi}
+}
+
+// Rename moves the value of from to the key to, replacing what to held (its
+// region becomes dead). A missing from is fs.ErrNotExist, and then nothing
+// changes. The value keeps its bytes, creation and last-use times.
+func (tx *Tx) Rename(from, to []byte) error {
+	if string(from) == string(to) {
+		var n int
+		if err := tx.tx.Get(&n, `SELECT count(*) FROM entries WHERE key = ?`, from); err != nil {
+			return err
+		}
+		if n == 0 {
+			return fs.ErrNotExist
+		}
+		return nil
+	}
+	var id int64
+	if err := tx.tx.Get(&id, `SELECT key_id FROM entries WHERE key = ?`, from); err != nil {
+		return scanErr(err)
+	}
+	if _, err := tx.deleteKey(to); err != nil {
+		return err
+	}
+	if _, err := tx.tx.Exec(`UPDATE entries SET key = ? WHERE key_id = ?`, to, id); err != nil {
+		return err
+	}
+	tx.touch(from)
+	tx.touch(to)
+	return nil
+}
+
+// MovePrefix renames every key that starts with from (lo <= key < hi) to the
+// same key with from replaced by to, replacing keys already there, in one
+// step: no key is overwritten by another moved key before it moved itself.
+// It returns how many keys moved.
+func (tx *Tx) MovePrefix(lo, hi, from, to []byte) (int, error) {
+	q, args := rangeWhere(lo, hi)
+	rows, err := tx.tx.Queryx(`DELETE FROM entries WHERE `+q+` RETURNING `+entryColumns, args...)
+	if err != nil {
+		return 0, err
+	}
+	moved, err := scanEntries(rows)
+	if err != nil {
+		return 0, err
+	}
+	for i := range moved {
+		e := &moved[i]
+		tx.touch(e.Key)
+		e.Key = append(append([]byte{}, to...), e.Key[len(from):]...)
+		if max := tx.m.cfg.MaxKey; max > 0 && len(e.Key) > max {
+			return 0, fmt.Errorf("%w: moved key would be %d bytes, more than %d", ErrKeyTooLong, len(e.Key), max)
+		}
+		if _, err := tx.deleteKey(e.Key); err != nil {
+			return 0, err
+		}
+	}
+	for i := range moved {
+		e := &moved[i]
+		if _, err := tx.tx.Exec(`INSERT INTO entries (`+entryColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			e.KeyID, e.Key, e.FileID, e.Offset, e.Length, e.Footprint, e.Checksum, e.Created, e.LastUsed, e.Expires); err != nil {
+			return 0, err
+		}
+		tx.touch(e.Key)
+	}
+	return len(moved), nil
+}
+
+// Touch records that key_id was read at ns, if that is later than what the
+// row holds.
+func (tx *Tx) Touch(keyID, ns int64) error {
+	_, err := tx.tx.Exec(`UPDATE entries SET last_used_ns = ? WHERE key_id = ? AND last_used_ns < ?`, ns, keyID, ns)
+	return err
+}
+
+// NewFile allocates a value file id. Ids are never reused.
+func (tx *Tx) NewFile() (int64, error) {
+	var id int64
+	err := tx.tx.Get(&id, `INSERT INTO files (created_ns) VALUES (?) RETURNING file_id`, tx.Now)
+	return id, err
+}
+
+// SetSetting sets a shared setting.
+func (tx *Tx) SetSetting(name string, v int64) error {
+	_, err := tx.tx.Exec(`INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value`, name, v)
+	return err
+}
+
+// FixTotals sets the running sums to what the rows say.
+func (tx *Tx) FixTotals() error {
+	_, err := tx.tx.Exec(`UPDATE totals SET
+		entry_count = (SELECT count(*) FROM entries),
+		live_bytes = (SELECT coalesce(sum(length), 0) FROM entries),
+		live_footprint = (SELECT coalesce(sum(footprint), 0) FROM entries),
+		dead_count = (SELECT count(*) FROM dead_extents),
+		dead_footprint = (SELECT coalesce(sum(footprint), 0) FROM dead_extents)`)
+	return err
+}
+
+// ForgetFile removes file id from the files table once the file is gone.
+func (tx *Tx) ForgetFile(id int64) error {
+	_, err := tx.tx.Exec(`DELETE FROM files WHERE file_id = ?`, id)
+	return err
+}

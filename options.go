@@ -1,0 +1,67 @@
+package possum
+
+import (
+	"io/fs"
+	"log/slog"
+	"time"
+)
+
+// MaxKeySize is the longest key, in bytes. Keys live in the manifest and its
+// index, so they are kept to a size where a lookup stays one B-tree probe of
+// a few pages; 16 KiB is room for any URL or path.
+const MaxKeySize = 16 << 10
+
+// Options configure Open. A nil *Options means the zero Options, and every
+// zero field means its default.
+type Options struct {
+	// Perm is the mode of the files possum creates; directories get the
+	// matching search bits. Zero means 0600 (directories 0700): only this
+	// user. Use 0660 or 0644 for a cache shared between users.
+	Perm fs.FileMode
+
+	// Sync makes every commit durable: value files are fdatasync'd before
+	// the manifest commits, and the manifest runs synchronous=FULL. Zero
+	// (false) is a cache's usual trade: a power loss may lose recent puts,
+	// and checksums turn values whose bytes never reached the disk into
+	// misses, never into wrong data.
+	Sync bool
+
+	// LocationCacheSize bounds the per-process cache of key locations that
+	// lets a hot Get skip the manifest. Zero means 65536 entries; negative
+	// disables it.
+	LocationCacheSize int
+
+	// Logger receives possum's diagnostics. Nil means none: possum is quiet
+	// unless asked.
+	Logger *slog.Logger
+
+	// now is the clock, for tests; nil means time.Now.
+	now func() time.Time
+}
+
+// PutOptions qualify one Put.
+type PutOptions struct {
+	// TTL makes the value expire that long after the put: it is then a
+	// miss. Zero means it never expires.
+	TTL time.Duration
+}
+
+func (o *Options) withDefaults() Options {
+	var v Options
+	if o != nil {
+		v = *o
+	}
+	if v.Perm == 0 {
+		v.Perm = 0o600
+	}
+	if v.LocationCacheSize == 0 {
+		v.LocationCacheSize = 1 << 16
+	}
+	if v.Logger == nil {
+		v.Logger = slog.New(slog.DiscardHandler)
+	}
+	if v.now == nil {
+		v.now = time.Now
+	}
+	return v
+}

@@ -1,0 +1,218 @@
+package possum
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/seed475afdc4/possum/manifest"
+)
+
+// Get returns key's value. A key the cache does not hold is ErrNotFound
+// (fs.ErrNotExist).
+//
+// A hot Get costs a hash, two atomic loads, a map lookup and one pread: the
+// read is validated by the key's stripe counter (read before locating the
+// value and again after reading it) instead of by any lock, and by the
+// value's checksum. It never returns zeros from a punched hole or bytes of
+// another value; a value whose bytes fail their checksum is dropped and
+// reported as a miss.
+func (c *Cache) Get(ctx context.Context, key string) ([]byte, error) {
+	return c.GetAppend(ctx, nil, key)
+}
+
+// GetAppend appends key's value to dst and returns the extended slice: with
+// a dst of enough capacity, a hit allocates nothing.
+func (c *Cache) GetAppend(ctx context.Context, dst []byte, key string) ([]byte, error) {
+	if err := checkKey(key); err != nil {
+		return dst, opErr("get", key, err)
+	}
+	if err := c.enter(); err != nil {
+		return dst, opErr("get", key, err)
+	}
+	defer c.mu.RUnlock()
+	out, err := c.read(ctx, dst, key)
+	if err != nil {
+		return dst, opErr("get", key, err)
+	}
+	return out, nil
+}
+
+// maxReadRetries bounds how often a read starts over because its key's
+// stripe moved under it. Each retry means some process changed a key of the
+// same stripe meanwhile; thousands in a row mean a storm of writes, and the
+// read then reports the contention rather than spin.
+const maxReadRetries = 1000
+
+var errContended = errors.New("possum: read retried too often under concurrent writes")
+
+// read follows DESIGN.md's read protocol.
+func (c *Cache) read(ctx context.Context, dst []byte, key string) ([]byte, error) {
+	h := keyHash(key)
+	si := stripeOf(h)
+	for range maxReadRetries {
+		s1 := c.stripes.Load(si) // 1. before anything else
+		loc, err := c.locate(ctx, key, h, s1)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				c.stats.misses.Add(1)
+			}
+			return dst, err
+		}
+		if loc.Expires != 0 && loc.Expires <= c.opts.now().UnixNano() {
+			c.stats.misses.Add(1)
+			c.stats.expired.Add(1)
+			return dst, ErrNotFound
+		}
+		out := grow(dst, loc.Length)
+		p := out[len(dst):]
+		if loc.Length > 0 {
+			err = c.files.ReadAt(loc.FileID, p, loc.Offset) // 3.
+		}
+		if c.stripes.Load(si) != s1 { // 4. something of this stripe changed: start over
+			c.stats.retries.Add(1)
+			continue
+		}
+		if errors.Is(err, os.ErrClosed) {
+			continue // our descriptor was closed under us: reopen
+		}
+		if err == nil && xxhash.Sum64(p) != loc.Checksum { // 5.
+			err = errChecksum
+		}
+		if err != nil {
+			// The row was live for the whole read, yet its bytes are missing
+			// or wrong: damage from outside (a power loss, a hand edit).
+			c.dropDamaged(key, loc, err)
+			c.stats.misses.Add(1)
+			return dst, ErrNotFound
+		}
+		c.access.record(loc.KeyID, c.opts.now().UnixNano())
+		c.stats.hits.Add(1)
+		return out, nil
+	}
+	return dst, errContended
+}
+
+var errChecksum = errors.New("checksum mismatch")
+
+// locate finds key's value: from the location cache if its entry was filled
+// while the stripe read s1, else from the manifest.
+func (c *Cache) locate(ctx context.Context, key string, h uint64, s1 uint64) (manifest.Location, error) {
+	if l, ok := c.locs.get(key, h, s1); ok {
+		if l.neg {
+			return l.loc, ErrNotFound
+		}
+		return l.loc, nil
+	}
+	loc, err := c.m.Lookup(ctx, []byte(key))
+	if errors.Is(err, fs.ErrNotExist) {
+		c.locs.put(key, h, s1, loc, true)
+		return loc, ErrNotFound
+	}
+	if err != nil {
+		return loc, err
+	}
+	c.locs.put(key, h, s1, loc, false)
+	return loc, nil
+}
+
+func grow(b []byte, n int64) []byte {
+	if int64(cap(b)-len(b)) >= n {
+		return b[:len(b)+int(n)]
+	}
+	out := make([]byte, len(b)+int(n))
+	copy(out, b)
+	return out
+}
+
+// dropDamaged deletes the damaged row (that row only: a newer value put
+// under the key meanwhile stays), in the background.
+func (c *Cache) dropDamaged(key string, loc manifest.Location, cause error) {
+	c.stats.corrupt.Add(1)
+	c.log.Warn("possum: dropping damaged value", "key", quoteKey(key), "file", loc.FileID,
+		"offset", loc.Offset, "length", loc.Length, "err", cause)
+	go c.commits.do(context.Background(), func(tx *manifest.Tx) error { return tx.DeleteEntry(loc.KeyID) })
+}
+
+// Info describes a stored value.
+type Info struct {
+	Key      string
+	Size     int64
+	Created  time.Time
+	LastUsed time.Time
+	Expires  time.Time // zero: never
+}
+
+func entryInfo(e *manifest.Entry) Info {
+	i := Info{Key: string(e.Key), Size: e.Length, Created: time.Unix(0, e.Created), LastUsed: time.Unix(0, e.LastUsed)}
+	if e.Expires.Valid {
+		i.Expires = time.Unix(0, e.Expires.Int64)
+	}
+	return i
+}
+
+// Stat describes key's value without reading it (and without counting as a
+// use). A missing or expired key is ErrNotFound.
+func (c *Cache) Stat(ctx context.Context, key string) (Info, error) {
+	if err := checkKey(key); err != nil {
+		return Info{}, opErr("stat", key, err)
+	}
+	if err := c.enter(); err != nil {
+		return Info{}, opErr("stat", key, err)
+	}
+	defer c.mu.RUnlock()
+	e, err := c.m.Entry(ctx, []byte(key))
+	if err != nil {
+		return Info{}, opErr("stat", key, err)
+	}
+	if e.Expires.Valid && e.Expires.Int64 <= c.opts.now().UnixNano() {
+		return Info{}, opErr("stat", key, ErrNotFound)
+	}
+	if ns, ok := c.access.get(e.KeyID); ok && ns > e.LastUsed {
+		e.LastUsed = ns
+	}
+	return entryInfo(&e), nil
+}
+
+// accessBuffer holds this process's reads not yet written to the manifest:
+// key_id to the latest read time. The committer flushes it about once a
+// second, with other commits, and at Close.
+type accessBuffer struct {
+	mu sync.Mutex
+	m  map[int64]int64
+}
+
+func (b *accessBuffer) record(id, ns int64) {
+	b.mu.Lock()
+	if b.m == nil {
+		b.m = make(map[int64]int64)
+	}
+	b.m[id] = ns
+	b.mu.Unlock()
+}
+
+func (b *accessBuffer) get(id int64) (int64, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	ns, ok := b.m[id]
+	return ns, ok
+}
+
+func (b *accessBuffer) pending() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.m) > 0
+}
+
+func (b *accessBuffer) take() map[int64]int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	m := b.m
+	b.m = nil
+	return m
+}

@@ -1,0 +1,44 @@
+//go:build unix && !linux
+
+package values
+
+import (
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// lockRange falls back to POSIX record locks where OFD locks do not exist.
+// They exclude other processes, but not other descriptors of the same
+// process, and closing any descriptor of the file drops them: enough for one
+// process per cache directory, not for several opens of one directory in a
+// process.
+func lockRange(f *os.File, typ int16, start, n int64) error {
+	lk := unix.Flock_t{Type: typ, Whence: 0, Start: start, Len: n}
+	for {
+		err := unix.FcntlFlock(f.Fd(), unix.F_SETLK, &lk)
+		switch err {
+		case nil:
+			return nil
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN, unix.EACCES:
+			return ErrLocked
+		default:
+			return &os.PathError{Op: "fcntl(F_SETLK)", Path: f.Name(), Err: err}
+		}
+	}
+}
+
+// punch is not supported here; reclaiming falls back to truncation.
+func punch(f *os.File, off, n int64) error {
+	return errUnsupported("punch", nil)
+}
+
+func blockSize(path string) (int64, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(path, &st); err != nil {
+		return 0, &os.PathError{Op: "statfs", Path: path, Err: err}
+	}
+	return int64(st.Bsize), nil
+}

@@ -1,0 +1,206 @@
+package possum
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/seed475afdc4/possum/manifest"
+)
+
+// Report is what Verify found.
+type Report struct {
+	Entries      int64 // rows checked
+	BytesChecked int64 // value bytes read and checksummed
+	Files        int   // value files on disk
+	Problems     []Problem
+	Repaired     int // problems fixed (with repair)
+}
+
+// OK reports whether Verify found nothing wrong.
+func (r *Report) OK() bool { return len(r.Problems) == 0 }
+
+// Problem is one thing Verify found wrong.
+type Problem struct {
+	Kind   string // "missing file", "short file", "checksum", "overlap", "totals", "orphan file", "stray file"
+	Key    string // the key concerned, if any
+	FileID int64  // the value file concerned, if any
+	Detail string
+}
+
+func (p Problem) String() string {
+	s := p.Kind
+	if p.Key != "" {
+		s += " key " + quoteKey(p.Key)
+	}
+	if p.FileID != 0 {
+		s += fmt.Sprintf(" file %016x", p.FileID)
+	}
+	if p.Detail != "" {
+		s += ": " + p.Detail
+	}
+	return s
+}
+
+// Verify checks the manifest against the value files: every value's bytes
+// are inside its file and match its checksum, no two live values (nor a
+// dead extent and a live value) overlap, the running byte sums equal the
+// rows, and no value file is unknown to the manifest. It reads every value,
+// so it takes about as long as reading the whole cache once. It may run
+// while other processes use the cache: values that change under it are
+// skipped, not reported.
+//
+// With repair, damaged values are dropped, the sums corrected and unknown
+// files removed; without it nothing changes.
+func (c *Cache) Verify(ctx context.Context, repair bool) (Report, error) {
+	var r Report
+	if err := c.enter(); err != nil {
+		return r, err
+	}
+	defer c.mu.RUnlock()
+	steps := []func(context.Context, *Report, bool) error{c.verifyEntries, c.verifyOverlaps, c.verifyFiles, c.verifyTotals}
+	for _, step := range steps {
+		if err := step(ctx, &r, repair); err != nil {
+			return r, err
+		}
+	}
+	return r, nil
+}
+
+func (c *Cache) verifyEntries(ctx context.Context, r *Report, repair bool) error {
+	var after int64
+	for {
+		page, err := c.m.EntriesAfter(ctx, after, 512)
+		if err != nil {
+			return err
+		}
+		for i := range page {
+			e := &page[i]
+			r.Entries++
+			if p, ok := c.verifyEntry(ctx, e, r); !ok {
+				r.Problems = append(r.Problems, p)
+				if repair {
+					if _, err := c.m.Update(ctx, func(tx *manifest.Tx) error { return tx.DeleteEntry(e.KeyID) }); err != nil {
+						return err
+					}
+					c.bump([]int{stripeOf(keyHash(string(e.Key)))})
+					r.Repaired++
+				}
+			}
+		}
+		if len(page) < 512 {
+			return nil
+		}
+		after = page[len(page)-1].KeyID
+	}
+}
+
+// verifyEntry reads e's value under the read protocol. A value that changed
+// while it was read is reported as fine: it is not what was checked.
+func (c *Cache) verifyEntry(ctx context.Context, e *manifest.Entry, r *Report) (Problem, bool) {
+	key := string(e.Key)
+	si := stripeOf(keyHash(key))
+	s1 := c.stripes.Load(si)
+	cur, err := c.m.Lookup(ctx, e.Key)
+	if err != nil || cur.KeyID != e.KeyID || e.Length == 0 {
+		return Problem{}, true
+	}
+	buf := make([]byte, e.Length)
+	err = c.files.ReadAt(e.FileID, buf, e.Offset)
+	if c.stripes.Load(si) != s1 {
+		return Problem{}, true
+	}
+	r.BytesChecked += e.Length
+	p := Problem{Key: key, FileID: e.FileID}
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		p.Kind = "missing file"
+	case err != nil:
+		p.Kind, p.Detail = "short file", fmt.Sprintf("value [%d,%d): %v", e.Offset, e.Offset+e.Length, err)
+	case xxhash.Sum64(buf) != uint64(e.Checksum):
+		p.Kind = "checksum"
+	default:
+		return Problem{}, true
+	}
+	return p, false
+}
+
+func (c *Cache) verifyOverlaps(ctx context.Context, r *Report, _ bool) error {
+	ids, err := c.m.EntryFiles(ctx)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		found, err := c.m.Overlaps(ctx, id)
+		if err != nil {
+			return err
+		}
+		for _, s := range found {
+			r.Problems = append(r.Problems, Problem{Kind: "overlap", FileID: id, Detail: s})
+		}
+	}
+	return nil
+}
+
+// verifyFiles looks for value files the manifest does not know, and for
+// other files in the values directory.
+func (c *Cache) verifyFiles(ctx context.Context, r *Report, repair bool) error {
+	onDisk, strays, err := c.files.List()
+	if err != nil {
+		return err
+	}
+	r.Files = len(onDisk)
+	known, err := c.m.Files(ctx)
+	if err != nil {
+		return err
+	}
+	for _, id := range onDisk {
+		if _, ok := slices.BinarySearch(known, id); ok {
+			continue
+		}
+		r.Problems = append(r.Problems, Problem{Kind: "orphan file", FileID: id, Detail: "not in the manifest"})
+		if repair && os.Remove(c.files.FileName(id)) == nil {
+			r.Repaired++
+		}
+	}
+	for _, name := range strays {
+		r.Problems = append(r.Problems, Problem{Kind: "stray file", Detail: filepath.Join("values", name)})
+		if repair && os.Remove(filepath.Join(c.files.Path(), name)) == nil {
+			r.Repaired++
+		}
+	}
+	return nil
+}
+
+func (c *Cache) verifyTotals(ctx context.Context, r *Report, repair bool) error {
+	kept, err := c.m.Totals(ctx)
+	if err != nil {
+		return err
+	}
+	counted, err := c.m.CountedTotals(ctx)
+	if err != nil {
+		return err
+	}
+	if kept == counted {
+		return nil
+	}
+	// Other processes may have committed between the two reads: look again
+	// before calling it a problem.
+	if kept, err = c.m.Totals(ctx); err != nil || kept == counted {
+		return err
+	}
+	r.Problems = append(r.Problems, Problem{Kind: "totals", Detail: fmt.Sprintf("running sums %+v, rows say %+v", kept, counted)})
+	if repair {
+		if _, err := c.m.Update(ctx, func(tx *manifest.Tx) error { return tx.FixTotals() }); err != nil {
+			return err
+		}
+		r.Repaired++
+	}
+	return nil
+}

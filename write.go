@@ -1,0 +1,235 @@
+package possum
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"sync"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/seed475afdc4/possum/manifest"
+	"github.com/seed475afdc4/possum/values"
+)
+
+// copyBufSize is the chunk a streamed value is copied in: large enough that
+// the per-call costs (a read, a pwrite, a hash update) vanish against the
+// bytes moved, small enough to stay in the CPU caches.
+const copyBufSize = 1 << 20
+
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }}
+
+// Put stores the bytes read from r under key, replacing any value the key
+// had, and returns how many bytes it stored. The length need not be known up
+// front: the bytes stream straight into a value file while no lock of the
+// manifest is held, and the key is published only once they are all written.
+// If r fails, ctx ends, or the disk fills up, nothing is published and the
+// bytes written so far are given back; the key keeps its old value.
+func (c *Cache) Put(ctx context.Context, key string, r io.Reader) (int64, error) {
+	return c.PutWith(ctx, key, r, nil)
+}
+
+// PutBytes stores v under key, replacing any value the key had.
+func (c *Cache) PutBytes(ctx context.Context, key string, v []byte) error {
+	_, err := c.PutWith(ctx, key, bytes.NewReader(v), nil)
+	return err
+}
+
+// PutWith is Put with options; nil opts means none.
+func (c *Cache) PutWith(ctx context.Context, key string, r io.Reader, opts *PutOptions) (int64, error) {
+	if err := checkKey(key); err != nil {
+		return 0, opErr("put", key, err)
+	}
+	if err := c.enter(); err != nil {
+		return 0, opErr("put", key, err)
+	}
+	defer c.mu.RUnlock()
+	var a *values.Appender
+	getA := func() (*values.Appender, error) {
+		var err error
+		a, err = c.pool.Get(ctx)
+		return a, err
+	}
+	e, end, err := c.writeValue(ctx, getA, 0, key, r, opts)
+	if err == nil {
+		err = c.commits.do(ctx, func(tx *manifest.Tx) error { return tx.Insert(e) })
+	}
+	if a != nil {
+		c.settle(a, end, err == nil)
+	}
+	if err != nil {
+		return 0, opErr("put", key, err)
+	}
+	return e.Length, nil
+}
+
+// settle ends a writer's use of a: on success its committed end moves to
+// end; otherwise what it wrote is cut off. Either way a goes back to the pool
+// (or is dropped if its file misbehaves).
+func (c *Cache) settle(a *values.Appender, end int64, ok bool) {
+	var err error
+	if ok {
+		err = a.Commit(end)
+	} else {
+		err = a.Abort()
+	}
+	if err != nil {
+		c.log.Warn("possum: value file trouble; dropping it from the pool", "file", a.ID(), "err", err)
+		c.pool.Discard(a)
+		return
+	}
+	c.pool.Put(a)
+}
+
+// writeValue copies r into a value file, starting at or after pos (0 means
+// the appender's committed end), and returns the entry to publish and the
+// file's new end. getA supplies the appender the first time one is needed:
+// an empty value needs none. On error, nothing past pos is kept.
+func (c *Cache) writeValue(ctx context.Context, getA func() (*values.Appender, error), pos int64,
+	key string, r io.Reader, opts *PutOptions) (manifest.NewEntry, int64, error) {
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	buf := *bp
+	e := manifest.NewEntry{Key: []byte(key), Expires: c.expiry(opts)}
+	n, err := io.ReadFull(r, buf[:values.LargeValue])
+	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+		return e, 0, err
+	}
+	small := err != nil
+	if small && n == 0 {
+		e.Checksum = xxhash.Sum64(nil)
+		return e, pos, nil // empty: no bytes anywhere
+	}
+	a, err := getA()
+	if err != nil {
+		return e, 0, err
+	}
+	if pos == 0 {
+		pos = a.End()
+	}
+	size := int64(n)
+	if !small {
+		size = values.LargeValue // only a lower bound: enough to place it
+	}
+	off, _ := c.files.Placement(pos, size)
+	w := &valueWriter{ctx: ctx, a: a, off: off, h: xxhash.New()}
+	if _, err = w.Write(buf[:n]); err == nil && !small {
+		_, err = io.CopyBuffer(w, onlyReader{r}, buf)
+	}
+	if err == nil && c.opts.Sync {
+		err = a.File().Sync()
+	}
+	if err != nil {
+		if terr := a.TruncateTo(pos); terr != nil {
+			err = errors.Join(err, terr)
+		}
+		return e, 0, err
+	}
+	_, fp := c.files.Placement(pos, w.n)
+	e.FileID, e.Offset, e.Length, e.Footprint, e.Checksum = a.ID(), off, w.n, fp, w.h.Sum64()
+	return e, off + fp, nil
+}
+
+func (c *Cache) expiry(opts *PutOptions) int64 {
+	if opts == nil || opts.TTL <= 0 {
+		return 0
+	}
+	return c.opts.now().Add(opts.TTL).UnixNano()
+}
+
+// valueWriter writes a value's bytes at consecutive offsets of a value file,
+// hashing them as they go, and checks ctx between chunks.
+type valueWriter struct {
+	ctx context.Context
+	a   *values.Appender
+	off int64
+	n   int64
+	h   *xxhash.Digest
+}
+
+func (w *valueWriter) Write(p []byte) (int, error) {
+	if err := w.ctx.Err(); err != nil {
+		return 0, err
+	}
+	m, err := w.a.WriteAt(p, w.off+w.n)
+	w.h.Write(p[:m])
+	w.n += int64(m)
+	return m, err
+}
+
+// onlyReader hides everything but Read, so io.CopyBuffer uses our buffer
+// and our writer (which hashes) rather than a WriterTo that bypasses it.
+type onlyReader struct{ io.Reader }
+
+// Delete removes key. A missing key is ErrNotFound.
+func (c *Cache) Delete(ctx context.Context, key string) error {
+	return c.change(ctx, "delete", key, func(tx *manifest.Tx) error { return tx.Delete([]byte(key)) })
+}
+
+// DeletePrefix removes every key that starts with prefix, atomically, and
+// returns how many it removed. The empty prefix removes every key.
+func (c *Cache) DeletePrefix(ctx context.Context, prefix string) (int, error) {
+	var n int
+	err := c.change(ctx, "delete prefix", prefix, func(tx *manifest.Tx) error {
+		var err error
+		n, err = tx.DeleteRange([]byte(prefix), prefixEnd(prefix))
+		return err
+	})
+	return n, err
+}
+
+// Rename gives the value of from to the key to, atomically, like
+// os.Rename: if to exists, its value is replaced (and its space freed). The
+// value keeps its bytes, its creation time and its last use. A missing from
+// is ErrNotFound, and then nothing changes.
+func (c *Cache) Rename(ctx context.Context, from, to string) error {
+	if err := checkKey(to); err != nil {
+		return opErr("rename", to, err)
+	}
+	return c.change(ctx, "rename", from, func(tx *manifest.Tx) error { return tx.Rename([]byte(from), []byte(to)) })
+}
+
+// MovePrefix renames every key that starts with from to the same key with
+// from replaced by to, atomically, replacing keys that already exist there,
+// and returns how many keys it moved. Moves that overlap (to starting with
+// from, or the reverse) are fine: each key moves exactly once.
+func (c *Cache) MovePrefix(ctx context.Context, from, to string) (int, error) {
+	if from == to {
+		return 0, nil
+	}
+	var n int
+	err := c.change(ctx, "move prefix", from, func(tx *manifest.Tx) error {
+		var err error
+		n, err = tx.MovePrefix([]byte(from), prefixEnd(from), []byte(from), []byte(to))
+		return err
+	})
+	return n, err
+}
+
+// change runs one manifest change through the committer.
+func (c *Cache) change(ctx context.Context, op, key string, apply func(*manifest.Tx) error) error {
+	if op != "delete prefix" && op != "move prefix" {
+		if err := checkKey(key); err != nil {
+			return opErr(op, key, err)
+		}
+	}
+	if err := c.enter(); err != nil {
+		return opErr(op, key, err)
+	}
+	defer c.mu.RUnlock()
+	return opErr(op, key, c.commits.do(ctx, apply))
+}
+
+// prefixEnd is the smallest key greater than every key with the prefix, or
+// nil if there is none (the prefix is empty or all 0xFF bytes).
+func prefixEnd(prefix string) []byte {
+	end := []byte(prefix)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
+}
