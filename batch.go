@@ -128,13 +128,13 @@ func (b *Batch) Commit(ctx context.Context) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.done {
-		return ErrBatchDone
+		return opErr("batch commit", "", ErrBatchDone)
 	}
 	b.done = true
 	c := b.c
 	if err := c.enter(); err != nil {
 		b.release(false)
-		return err
+		return opErr("batch commit", "", err)
 	}
 	defer c.mu.RUnlock()
 	ops := b.ops
@@ -147,7 +147,7 @@ func (b *Batch) Commit(ctx context.Context) error {
 		return nil
 	})
 	b.release(err == nil)
-	return err
+	return opErr("batch commit", "", err)
 }
 
 // Abort drops the batch: nothing is published, and what it wrote is cut

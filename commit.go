@@ -101,8 +101,8 @@ func (k *committer) gather(first *commitReq) []*commitReq {
 }
 
 func (k *committer) run(group []*commitReq) {
-	touches := k.c.access.take()
-	if len(group) == 0 && len(touches) == 0 {
+	touches, drops := k.c.access.take()
+	if len(group) == 0 && len(touches) == 0 && len(drops) == 0 {
 		return
 	}
 	stripes, err := k.c.m.Update(context.Background(), func(tx *manifest.Tx) error {
@@ -111,6 +111,11 @@ func (k *committer) run(group []*commitReq) {
 		}
 		for id, ns := range touches {
 			if err := tx.Touch(id, ns); err != nil {
+				return err
+			}
+		}
+		for _, id := range drops {
+			if err := tx.DeleteEntry(id); err != nil {
 				return err
 			}
 		}

@@ -16,11 +16,11 @@ var (
 	// either.
 	ErrNotFound = fs.ErrNotExist
 	// ErrClosed is returned by every method of a Cache after Close.
-	ErrClosed = errors.New("possum: cache is closed")
+	ErrClosed = errors.New("cache is closed")
 	// ErrInvalidKey is returned for an empty key or one longer than MaxKeySize.
-	ErrInvalidKey = errors.New("possum: invalid key")
+	ErrInvalidKey = errors.New("invalid key")
 	// ErrTooLarge is returned for a value larger than the cache's capacity.
-	ErrTooLarge = errors.New("possum: value too large")
+	ErrTooLarge = errors.New("value too large")
 	// ErrUnsupported is errors.ErrUnsupported: the filesystem or platform
 	// cannot do what was asked.
 	ErrUnsupported = errors.ErrUnsupported
@@ -32,9 +32,9 @@ var (
 	ErrNewerVersion = manifest.ErrNewerVersion
 	// ErrReadOnly is returned by Open when the cache directory is on a
 	// read-only filesystem or cannot be written by this user.
-	ErrReadOnly = errors.New("possum: cache directory is not writable")
+	ErrReadOnly = errors.New("cache directory is not writable")
 	// ErrBatchDone is returned by a Batch's methods after Commit or Abort.
-	ErrBatchDone = errors.New("possum: batch already committed or aborted")
+	ErrBatchDone = errors.New("batch already committed or aborted")
 )
 
 // Error is the error of a failed operation on one key.
@@ -45,6 +45,9 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
+	if e.Key == "" {
+		return "possum: " + e.Op + ": " + e.Err.Error()
+	}
 	return "possum: " + e.Op + " " + quoteKey(e.Key) + ": " + e.Err.Error()
 }
 

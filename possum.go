@@ -104,6 +104,7 @@ func (c *Cache) open(ctx context.Context) error {
 	c.m, err = manifest.Open(ctx, c.dir, manifest.Config{
 		Sync:     c.opts.Sync,
 		StripeOf: func(k []byte) int { return stripeOf(xxhash.Sum64(k)) },
+		MaxKey:   MaxKeySize,
 		Now:      c.opts.now,
 		Init:     c.initFiles,
 	})

@@ -136,7 +136,7 @@ func (c *Cache) dropDamaged(key string, loc manifest.Location, cause error) {
 	c.stats.corrupt.Add(1)
 	c.log.Warn("possum: dropping damaged value", "key", quoteKey(key), "file", loc.FileID,
 		"offset", loc.Offset, "length", loc.Length, "err", cause)
-	go c.commits.do(context.Background(), func(tx *manifest.Tx) error { return tx.DeleteEntry(loc.KeyID) })
+	c.access.drop(loc.KeyID)
 }
 
 // Info describes a stored value.
@@ -179,12 +179,20 @@ func (c *Cache) Stat(ctx context.Context, key string) (Info, error) {
 	return entryInfo(&e), nil
 }
 
-// accessBuffer holds this process's reads not yet written to the manifest:
-// key_id to the latest read time. The committer flushes it about once a
-// second, with other commits, and at Close.
+// accessBuffer holds what this process's reads want written to the
+// manifest: key_id to the latest read time, and the rows found damaged. The
+// committer flushes it about once a second, with other commits, and at Close.
 type accessBuffer struct {
-	mu sync.Mutex
-	m  map[int64]int64
+	mu    sync.Mutex
+	m     map[int64]int64
+	drops []int64
+}
+
+// drop queues the removal of row key_id, found damaged.
+func (b *accessBuffer) drop(id int64) {
+	b.mu.Lock()
+	b.drops = append(b.drops, id)
+	b.mu.Unlock()
 }
 
 func (b *accessBuffer) record(id, ns int64) {
@@ -206,13 +214,13 @@ func (b *accessBuffer) get(id int64) (int64, bool) {
 func (b *accessBuffer) pending() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return len(b.m) > 0
+	return len(b.m) > 0 || len(b.drops) > 0
 }
 
-func (b *accessBuffer) take() map[int64]int64 {
+func (b *accessBuffer) take() (map[int64]int64, []int64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	m := b.m
-	b.m = nil
-	return m
+	m, d := b.m, b.drops
+	b.m, b.drops = nil, nil
+	return m, d
 }

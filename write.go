@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 
@@ -202,6 +203,9 @@ func (c *Cache) MovePrefix(ctx context.Context, from, to string) (int, error) {
 	err := c.change(ctx, "move prefix", from, func(tx *manifest.Tx) error {
 		var err error
 		n, err = tx.MovePrefix([]byte(from), prefixEnd(from), []byte(from), []byte(to))
+		if errors.Is(err, manifest.ErrKeyTooLong) {
+			err = fmt.Errorf("%w: %w", ErrInvalidKey, err)
+		}
 		return err
 	})
 	return n, err

@@ -226,14 +226,18 @@ func (p *Pool) hold(a *Appender) bool {
 }
 
 func (p *Pool) create(ctx context.Context) (*Appender, error) {
-	for range 3 {
+	for range 8 {
 		id, err := p.NewID(ctx)
 		if err != nil {
 			return nil, err
 		}
 		a, err := p.dir.openAppender(id, true)
-		if errors.Is(err, fs.ErrExist) {
-			continue // a stray file with a fresh id: leave it to recovery
+		if errors.Is(err, fs.ErrExist) || errors.Is(err, ErrLocked) {
+			// A stray file with a fresh id (left to recovery), or another
+			// writer took the new file over between its creation and our lock
+			// (its id is in the manifest from the moment it is allocated):
+			// either way, another id.
+			continue
 		}
 		if err != nil {
 			return nil, err
