@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/seed475afdc4/possum/evict"
 	"github.com/seed475afdc4/possum/manifest"
 )
 
@@ -37,6 +38,11 @@ type committer struct {
 	reqs chan *commitReq
 	quit chan struct{}
 	wg   sync.WaitGroup
+
+	// reclaimed and removed are dead extents and files given back since the
+	// last transaction, whose rows the next one deletes. Only the
+	// committer's goroutine touches them.
+	reclaimed, removed []int64
 }
 
 func newCommitter(c *Cache) *committer {
@@ -69,7 +75,7 @@ func (k *committer) loop() {
 		case r := <-k.reqs:
 			k.run(k.gather(r))
 		case <-tick.C:
-			if k.c.access.pending() {
+			if k.c.access.pending() || len(k.reclaimed) > 0 || len(k.removed) > 0 {
 				k.run(nil)
 			}
 		case <-k.quit:
@@ -101,36 +107,72 @@ func (k *committer) gather(first *commitReq) []*commitReq {
 }
 
 func (k *committer) run(group []*commitReq) {
-	touches, drops := k.c.access.take()
-	if len(group) == 0 && len(touches) == 0 && len(drops) == 0 {
+	c := k.c
+	touches, drops := c.access.take()
+	done, removed := k.reclaimed, k.removed
+	if len(group) == 0 && len(touches) == 0 && len(drops) == 0 && len(done) == 0 && len(removed) == 0 {
 		return
 	}
-	stripes, err := k.c.m.Update(context.Background(), func(tx *manifest.Tx) error {
+	k.reclaimed, k.removed = nil, nil
+	fixed := c.fixedBytes()
+	var freed []manifest.DeadExtent
+	var res evict.Result
+	stripes, err := c.m.Update(context.Background(), func(tx *manifest.Tx) error {
+		// First forget what the last reclaim gave back, so that the
+		// capacity check below counts only what is still on disk.
+		if err := evict.Forget(tx, done, removed); err != nil {
+			return err
+		}
 		for _, r := range group {
 			r.err = tx.Savepoint(func() error { return r.apply(tx) })
 		}
-		for id, ns := range touches {
-			if err := tx.Touch(id, ns); err != nil {
-				return err
-			}
+		if err := k.flushReads(tx, touches, drops); err != nil {
+			return err
 		}
-		for _, id := range drops {
-			if err := tx.DeleteEntry(id); err != nil {
-				return err
-			}
-		}
-		return nil
+		var err error
+		res, err = evict.Evict(tx, fixed)
+		freed = tx.Freed
+		return err
 	})
 	if err != nil {
-		k.c.log.Warn("possum: commit failed", "requests", len(group), "err", err)
+		c.log.Warn("possum: commit failed", "requests", len(group), "err", err)
 		for _, r := range group {
 			r.err = err
 		}
+		k.reclaimed, k.removed = append(k.reclaimed, done...), append(k.removed, removed...)
+		freed = nil
 	}
-	k.c.bump(stripes)
+	c.bump(stripes)
+	if res.Capacity > 0 {
+		c.capacity.Store(res.Capacity)
+	}
+	c.stats.evictions.Add(int64(res.Evicted))
+	c.stats.expirations.Add(int64(res.Expired))
+	// Give back at once what this commit freed (replaced, deleted, evicted
+	// values), before answering: when a Put returns, the space it made the
+	// cache evict is already back. The rows go in the next transaction.
+	if len(freed) > 0 {
+		d, rm := c.reclaimer.Reclaim(context.Background(), freed)
+		k.reclaimed, k.removed = append(k.reclaimed, d...), append(k.removed, rm...)
+	}
 	for _, r := range group {
 		close(r.done)
 	}
+}
+
+// flushReads writes the buffered access times and drops damaged rows.
+func (k *committer) flushReads(tx *manifest.Tx, touches map[int64]int64, drops []int64) error {
+	for id, ns := range touches {
+		if err := tx.Touch(id, ns); err != nil {
+			return err
+		}
+	}
+	for _, id := range drops {
+		if err := tx.DeleteEntry(id); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // stop commits what is queued, flushes access times and ends the loop.

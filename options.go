@@ -11,9 +11,30 @@ import (
 // a few pages; 16 KiB is room for any URL or path.
 const MaxKeySize = 16 << 10
 
+// DefaultCapacity is the capacity a new cache gets when Options.Capacity is
+// zero: large enough for a developer's build or download cache, small
+// enough not to surprise anyone. Change it with Options.Capacity or
+// SetCapacity; it is kept in the manifest.
+const DefaultCapacity = 1 << 30
+
 // Options configure Open. A nil *Options means the zero Options, and every
 // zero field means its default.
 type Options struct {
+	// Capacity is the most the cache may hold on disk, in bytes: the live
+	// values (large ones rounded up to whole filesystem blocks), the space
+	// freed but not yet given back to the filesystem, what the files hold
+	// beyond that (blocks shared by live and dead values, preallocation),
+	// and the manifest with its WAL; so "du -sB1 DIR" stays under it, give
+	// or take one value and one WAL checkpoint. It is kept in the manifest
+	// and shared by every process; a non-zero Capacity sets it. Zero keeps
+	// what the manifest says (DefaultCapacity for a new cache).
+	Capacity int64
+
+	// DisablePunch stops possum from punching holes: dead space then comes
+	// back only when a file's tail is cut off or a whole file is removed.
+	// For filesystems where punching misbehaves. Zero (false) punches.
+	DisablePunch bool
+
 	// Perm is the mode of the files possum creates; directories get the
 	// matching search bits. Zero means 0600 (directories 0700): only this
 	// user. Use 0660 or 0644 for a cache shared between users.

@@ -15,6 +15,7 @@ import (
 	"github.com/cespare/xxhash/v2"
 	"golang.org/x/sys/unix"
 
+	"github.com/seed475afdc4/possum/evict"
 	"github.com/seed475afdc4/possum/manifest"
 	"github.com/seed475afdc4/possum/values"
 )
@@ -34,6 +35,12 @@ type Cache struct {
 	access  accessBuffer
 	commits *committer
 
+	reclaimer *evict.Reclaimer
+	bg        background
+	// capacity caches the shared capacity, refreshed by every commit, so
+	// that a put can refuse a value larger than it while streaming.
+	capacity atomic.Int64
+
 	// mu guards the open state: operations hold it shared, Close exclusively,
 	// so nothing touches the mapped stripes or closed files after Close.
 	mu     sync.RWMutex
@@ -45,6 +52,8 @@ type Cache struct {
 // counters are this process's event counts, reported by Stats.
 type counters struct {
 	hits, misses, expired, corrupt, retries atomic.Int64
+	evictions, expirations                 atomic.Int64
+	reclaim                                evict.Counters
 }
 
 const readmeText = `This directory is a possum cache: a key-value cache shared by the processes
@@ -83,6 +92,7 @@ func Open(dir string, opts *Options) (*Cache, error) {
 	}
 	c.locs = newLocationCache(o.LocationCacheSize)
 	c.commits = newCommitter(c)
+	c.startBackground()
 	c.log.Debug("possum: opened", "dir", dir, "align", c.files.Align())
 	return c, nil
 }
@@ -114,7 +124,12 @@ func (c *Cache) open(ctx context.Context) error {
 	c.pool = values.NewPool(c.files)
 	c.pool.NewID = c.newFileID
 	c.pool.Candidates = c.appendCandidates
-	return nil
+	c.reclaimer = &evict.Reclaimer{
+		M: c.m, Dir: c.files, Log: c.log, Stats: &c.stats.reclaim, NoPunch: c.opts.DisablePunch,
+		Bump:   c.stripes.Bump,
+		Commit: func(ctx context.Context, f func(*manifest.Tx) error) error { return c.commits.do(ctx, f) },
+	}
+	return c.setupCapacity(ctx)
 }
 
 // initFiles creates the cache's other files; it runs under the directory
@@ -185,6 +200,7 @@ func (c *Cache) Close() error {
 		return nil
 	}
 	c.closed = true
+	c.stopBackground()
 	err := c.commits.stop()
 	return errors.Join(err, c.closeAll())
 }

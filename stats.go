@@ -3,17 +3,26 @@ package possum
 import (
 	"context"
 	"time"
+
+	"github.com/seed475afdc4/possum/manifest"
 )
 
 // Stats are a cache's figures: the shared ones from the manifest (the same
 // in every process) and this process's own event counts since Open.
 type Stats struct {
 	// Shared by every process.
+	Capacity    int64 // the most the cache may hold on disk
+	Used        int64 // what counts against it: LiveBlocks + DeadBytes + Overhead + ManifestBytes
+	Overhead    int64 // bytes value files hold beyond their rows, as last measured
 	Entries     int64 // live keys
 	LiveBytes   int64 // sum of the live values' sizes
 	LiveBlocks  int64 // bytes the live values hold on disk: large values rounded up to whole blocks
 	DeadExtents int64 // regions freed but not yet given back to the filesystem
 	DeadBytes   int64 // their size
+
+	// Measured now.
+	DiskBytes     int64 // what the directory's files hold on disk (st_blocks), as du counts
+	ManifestBytes int64 // of which the manifest, its WAL and the small files
 
 	// This process's counts.
 	Hits             int64 // Gets that returned a value
@@ -21,6 +30,13 @@ type Stats struct {
 	Expired          int64 // misses because the value had expired
 	ChecksumFailures int64 // values found damaged, dropped and reported as misses
 	ReadRetries      int64 // reads started over because a key of their stripe changed
+	Evictions        int64 // entries evicted for space (expired ones included)
+	Expirations      int64 // entries deleted because they expired
+	Punches          int64 // holes punched
+	PunchedBytes     int64 // bytes given back by them
+	PunchFailures    int64 // punches the filesystem refused; space came back by other means
+	Truncations      int64 // dead file tails cut off
+	FilesRemoved     int64 // value files removed with nothing live in them
 
 	// Err is set if the manifest could not be read; the shared figures are
 	// then zero.
@@ -38,6 +54,13 @@ func (c *Cache) Stats() Stats {
 		Expired:          c.stats.expired.Load(),
 		ChecksumFailures: c.stats.corrupt.Load(),
 		ReadRetries:      c.stats.retries.Load(),
+		Evictions:        c.stats.evictions.Load(),
+		Expirations:      c.stats.expirations.Load(),
+		Punches:          c.stats.reclaim.Punches.Load(),
+		PunchedBytes:     c.stats.reclaim.PunchedBytes.Load(),
+		PunchFailures:    c.stats.reclaim.PunchFailures.Load(),
+		Truncations:      c.stats.reclaim.Truncations.Load(),
+		FilesRemoved:     c.stats.reclaim.FilesRemoved.Load(),
 	}
 	if err := c.enter(); err != nil {
 		s.Err = err
@@ -53,5 +76,12 @@ func (c *Cache) Stats() Stats {
 	}
 	s.Entries, s.LiveBytes, s.LiveBlocks = t.Entries, t.LiveBytes, t.LiveFootprint
 	s.DeadExtents, s.DeadBytes = t.DeadExtents, t.DeadFootprint
+	s.Capacity, _ = c.m.Setting(ctx, manifest.SettingCapacity)
+	s.Overhead, _ = c.m.Setting(ctx, manifest.SettingOverhead)
+	s.ManifestBytes = c.fixedBytes()
+	s.Used = s.LiveBlocks + s.DeadBytes + s.Overhead + s.ManifestBytes
+	if d, err := c.reclaimer.MeasureDisk(ctx); err == nil {
+		s.DiskBytes = d.Allocated + s.ManifestBytes
+	}
 	return s
 }

@@ -114,7 +114,7 @@ func (c *Cache) writeValue(ctx context.Context, getA func() (*values.Appender, e
 		size = values.LargeValue // only a lower bound: enough to place it
 	}
 	off, _ := c.files.Placement(pos, size)
-	w := &valueWriter{ctx: ctx, a: a, off: off, h: xxhash.New()}
+	w := &valueWriter{ctx: ctx, a: a, off: off, h: xxhash.New(), limit: c.capacity.Load()}
 	if _, err = w.Write(buf[:n]); err == nil && !small {
 		_, err = io.CopyBuffer(w, onlyReader{r}, buf)
 	}
@@ -142,16 +142,20 @@ func (c *Cache) expiry(opts *PutOptions) int64 {
 // valueWriter writes a value's bytes at consecutive offsets of a value file,
 // hashing them as they go, and checks ctx between chunks.
 type valueWriter struct {
-	ctx context.Context
-	a   *values.Appender
-	off int64
-	n   int64
-	h   *xxhash.Digest
+	ctx   context.Context
+	a     *values.Appender
+	off   int64
+	n     int64
+	h     *xxhash.Digest
+	limit int64 // the capacity: a larger value is refused; 0 for none
 }
 
 func (w *valueWriter) Write(p []byte) (int, error) {
 	if err := w.ctx.Err(); err != nil {
 		return 0, err
+	}
+	if w.limit > 0 && w.n+int64(len(p)) > w.limit {
+		return 0, fmt.Errorf("%w: more than the cache's capacity of %d bytes", ErrTooLarge, w.limit)
 	}
 	m, err := w.a.WriteAt(p, w.off+w.n)
 	w.h.Write(p[:m])

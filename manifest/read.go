@@ -224,3 +224,65 @@ func (m *Manifest) EntryFiles(ctx context.Context) ([]int64, error) {
 	err := m.r.SelectContext(ctx, &ids, `SELECT file_id FROM entries WHERE file_id != 0 UNION SELECT file_id FROM dead_extents ORDER BY 1`)
 	return ids, err
 }
+
+// PrevEnd returns the end (offset + footprint) of the live value in file id
+// that starts last before off, or 0 if there is none. Live values never
+// overlap, so no live byte between that end and off exists.
+func (m *Manifest) PrevEnd(ctx context.Context, id, off int64) (int64, error) {
+	var end int64
+	err := m.r.GetContext(ctx, &end,
+		`SELECT offset + footprint FROM entries WHERE file_id = ? AND offset < ? ORDER BY offset DESC LIMIT 1`, id, off)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	return end, err
+}
+
+// NextStart returns the offset of the first live value in file id that
+// starts at or after off, or -1 if there is none.
+func (m *Manifest) NextStart(ctx context.Context, id, off int64) (int64, error) {
+	var start int64
+	err := m.r.GetContext(ctx, &start,
+		`SELECT offset FROM entries WHERE file_id = ? AND offset >= ? ORDER BY offset LIMIT 1`, id, off)
+	if errors.Is(err, sql.ErrNoRows) {
+		return -1, nil
+	}
+	return start, err
+}
+
+// LiveIn reports whether a live value of file id has a byte in [start, end)
+// (end < 0: to the end of the file).
+func (m *Manifest) LiveIn(ctx context.Context, id, start, end int64) (bool, error) {
+	if end < 0 {
+		end = 1<<63 - 1
+	}
+	var last Entry
+	err := m.r.GetContext(ctx, &last,
+		`SELECT `+entryColumns+` FROM entries WHERE file_id = ? AND offset < ? ORDER BY offset DESC LIMIT 1`, id, end)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil && last.Offset+max(last.Footprint, 1) > start, err
+}
+
+// DeadIn returns the dead extents of file id that start in [lo, hi) (hi < 0:
+// no bound).
+func (m *Manifest) DeadIn(ctx context.Context, id, lo, hi int64) ([]DeadExtent, error) {
+	if hi < 0 {
+		hi = 1<<63 - 1
+	}
+	var ds []DeadExtent
+	err := m.r.SelectContext(ctx, &ds, `SELECT extent_id, file_id, offset, length, footprint, stripe, created_ns
+		FROM dead_extents WHERE file_id = ? AND offset >= ? AND offset < ? ORDER BY offset`, id, lo, hi)
+	return ds, err
+}
+
+// CommittedEnd returns the end of the last region of file id that a row
+// (live or dead) accounts for: anything past it was never committed.
+func (m *Manifest) CommittedEnd(ctx context.Context, id int64) (int64, error) {
+	var end int64
+	err := m.r.GetContext(ctx, &end, `SELECT max(
+		coalesce((SELECT offset + footprint FROM entries WHERE file_id = ?1 ORDER BY offset DESC LIMIT 1), 0),
+		coalesce((SELECT offset + footprint FROM dead_extents WHERE file_id = ?1 ORDER BY offset DESC LIMIT 1), 0))`, id)
+	return end, err
+}

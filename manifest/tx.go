@@ -19,6 +19,9 @@ type Tx struct {
 	Now     int64
 	stripes map[int]struct{}
 	sp      int
+	// Freed lists the dead extents this transaction recorded, for the
+	// committer to reclaim right after the commit.
+	Freed []DeadExtent
 }
 
 // Update runs fn in one write transaction and commits it if fn returns nil.
@@ -142,8 +145,11 @@ func (tx *Tx) recordDead(e *Entry) error {
 	if e.FileID == 0 || e.Footprint == 0 {
 		return nil
 	}
-	_, err := tx.tx.Exec(`INSERT INTO dead_extents (file_id, offset, length, footprint, stripe, created_ns) VALUES (?, ?, ?, ?, ?, ?)`,
-		e.FileID, e.Offset, e.Length, e.Footprint, tx.m.cfg.StripeOf(e.Key), tx.Now)
+	d := DeadExtent{FileID: e.FileID, Offset: e.Offset, Length: e.Length, Footprint: e.Footprint,
+		Stripe: int64(tx.m.cfg.StripeOf(e.Key)), Created: tx.Now}
+	err := tx.tx.Get(&d.ExtentID, `INSERT INTO dead_extents (file_id, offset, length, footprint, stripe, created_ns)
+		VALUES (?, ?, ?, ?, ?, ?) RETURNING extent_id`, d.FileID, d.Offset, d.Length, d.Footprint, d.Stripe, d.Created)
+	tx.Freed = append(tx.Freed, d)
 	return err
 }
 
@@ -293,5 +299,14 @@ func (tx *Tx) FixTotals() error {
 // ForgetFile removes file id from the files table once the file is gone.
 func (tx *Tx) ForgetFile(id int64) error {
 	_, err := tx.tx.Exec(`DELETE FROM files WHERE file_id = ?`, id)
+	return err
+}
+
+// ForgetFileIfUnused removes file id from the files table if no live or dead
+// row refers to it.
+func (tx *Tx) ForgetFileIfUnused(id int64) error {
+	_, err := tx.tx.Exec(`DELETE FROM files WHERE file_id = ?1
+		AND NOT EXISTS (SELECT 1 FROM entries WHERE file_id = ?1)
+		AND NOT EXISTS (SELECT 1 FROM dead_extents WHERE file_id = ?1)`, id)
 	return err
 }

@@ -50,7 +50,7 @@ func (a *Appender) Commit(end int64) error {
 	}
 	old := a.end
 	a.end = end
-	return lockRange(a.f, fUnlck, old, end-old)
+	return LockRange(a.f, Unlock, old, end-old)
 }
 
 // Abort gives back what was written past the committed end, while the file
@@ -79,7 +79,7 @@ func (a *Appender) Close() error { return a.f.Close() }
 // openAppender opens file id and tries to take its tail. It returns
 // ErrLocked if another writer holds it, fs.ErrNotExist if it is gone.
 func (d *Dir) openAppender(id int64, create bool) (*Appender, error) {
-	flag := os.O_RDWR | noFollow
+	flag := os.O_RDWR | NoFollow
 	if create {
 		flag |= os.O_CREATE | os.O_EXCL
 	}
@@ -106,7 +106,7 @@ func (d *Dir) takeTail(f *os.File, id int64) (*Appender, error) {
 		return nil, err
 	}
 	start := fi.Size()
-	if err := lockRange(f, fWrlck, start, 0); err != nil {
+	if err := LockRange(f, WriteLock, start, 0); err != nil {
 		return nil, err
 	}
 	fi, err = f.Stat()
@@ -118,7 +118,7 @@ func (d *Dir) takeTail(f *os.File, id int64) (*Appender, error) {
 	}
 	end := fi.Size()
 	if end > start {
-		if err := lockRange(f, fUnlck, start, end-start); err != nil {
+		if err := LockRange(f, Unlock, start, end-start); err != nil {
 			return nil, err
 		}
 	}
@@ -232,11 +232,11 @@ func (p *Pool) create(ctx context.Context) (*Appender, error) {
 			return nil, err
 		}
 		a, err := p.dir.openAppender(id, true)
-		if errors.Is(err, fs.ErrExist) || errors.Is(err, ErrLocked) {
-			// A stray file with a fresh id (left to recovery), or another
-			// writer took the new file over between its creation and our lock
-			// (its id is in the manifest from the moment it is allocated):
-			// either way, another id.
+		if errors.Is(err, fs.ErrExist) || errors.Is(err, ErrLocked) || errors.Is(err, fs.ErrNotExist) {
+			// A stray file with a fresh id (left to recovery); or, between
+			// the file's creation and our lock, another writer took it over
+			// or a reclaimer removed it as empty (its id is in the manifest
+			// from the moment it is allocated): either way, another id.
 			continue
 		}
 		if err != nil {

@@ -143,7 +143,7 @@ func (d *Dir) reader(id int64) (*os.File, error) {
 	if f != nil {
 		return f, nil
 	}
-	f, err := os.OpenFile(d.FileName(id), os.O_RDONLY|noFollow, 0)
+	f, err := os.OpenFile(d.FileName(id), os.O_RDONLY|NoFollow, 0)
 	if err != nil {
 		return nil, err
 	}

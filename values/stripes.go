@@ -33,7 +33,7 @@ type Stripes struct {
 
 // OpenStripes maps the stripes file at path, creating it if needed.
 func OpenStripes(path string, perm fs.FileMode) (*Stripes, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|noFollow, perm)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|NoFollow, perm)
 	if err != nil {
 		return nil, err
 	}

@@ -6,14 +6,14 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// lockRange takes (typ F_RDLCK or F_WRLCK) or releases (F_UNLCK) an OFD lock
+// LockRange takes (typ F_RDLCK or F_WRLCK) or releases (F_UNLCK) an OFD lock
 // on [start, start+n) of f, without waiting; n == 0 means "to infinity".
 // OFD locks belong to the open file description, not the process: separate
 // opens of a file exclude each other even inside one process, and closing
 // some other descriptor of the file does not drop them (POSIX F_SETLK locks
 // are dropped then, which is why they are never used here).
 // A conflicting lock is reported as ErrLocked.
-func lockRange(f *os.File, typ int16, start, n int64) error {
+func LockRange(f *os.File, typ int16, start, n int64) error {
 	lk := unix.Flock_t{Type: typ, Whence: 0, Start: start, Len: n}
 	for {
 		err := unix.FcntlFlock(f.Fd(), unix.F_OFD_SETLK, &lk)
@@ -30,8 +30,8 @@ func lockRange(f *os.File, typ int16, start, n int64) error {
 	}
 }
 
-// punch frees the whole blocks of [off, off+n) of f, keeping its size.
-func punch(f *os.File, off, n int64) error {
+// Punch frees the whole blocks of [off, off+n) of f, keeping its size.
+func Punch(f *os.File, off, n int64) error {
 	err := unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, off, n)
 	if err == unix.EOPNOTSUPP || err == unix.ENOSYS {
 		return errUnsupported("punch", err)

@@ -8,12 +8,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// lockRange falls back to POSIX record locks where OFD locks do not exist.
+// LockRange falls back to POSIX record locks where OFD locks do not exist.
 // They exclude other processes, but not other descriptors of the same
 // process, and closing any descriptor of the file drops them: enough for one
 // process per cache directory, not for several opens of one directory in a
 // process.
-func lockRange(f *os.File, typ int16, start, n int64) error {
+func LockRange(f *os.File, typ int16, start, n int64) error {
 	lk := unix.Flock_t{Type: typ, Whence: 0, Start: start, Len: n}
 	for {
 		err := unix.FcntlFlock(f.Fd(), unix.F_SETLK, &lk)
@@ -30,8 +30,8 @@ func lockRange(f *os.File, typ int16, start, n int64) error {
 	}
 }
 
-// punch is not supported here; reclaiming falls back to truncation.
-func punch(f *os.File, off, n int64) error {
+// Punch is not supported here; reclaiming falls back to truncation.
+func Punch(f *os.File, off, n int64) error {
 	return errUnsupported("punch", nil)
 }
 

@@ -4,13 +4,13 @@ package values
 
 import "syscall"
 
-// noFollow makes every open of a file inside the cache refuse a symlink, so
+// NoFollow makes every open of a file inside the cache refuse a symlink, so
 // that a link planted in the directory cannot redirect possum's writes.
-const noFollow = syscall.O_NOFOLLOW
+const NoFollow = syscall.O_NOFOLLOW
 
-// Lock types for lockRange.
+// Lock types for LockRange.
 const (
-	fRdlck = syscall.F_RDLCK
-	fWrlck = syscall.F_WRLCK
-	fUnlck = syscall.F_UNLCK
+	ReadLock  = syscall.F_RDLCK
+	WriteLock = syscall.F_WRLCK
+	Unlock    = syscall.F_UNLCK
 )

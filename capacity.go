@@ -1,0 +1,209 @@
+package possum
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/seed475afdc4/possum/evict"
+	"github.com/seed475afdc4/possum/manifest"
+)
+
+// reclaimInterval is how often the background reclaimer looks for dead
+// extents no process has given back yet (left by a crash, or locked by a
+// reader last time). A commit reclaims what it frees itself, right away, so
+// this only paces the leftovers.
+const reclaimInterval = time.Second
+
+// overheadEvery is how many reclaim passes go between measurements of the
+// value files' real allocation (one stat per file).
+const overheadEvery = 10
+
+// reclaimBatch is how many dead extents one background pass takes.
+const reclaimBatch = 1024
+
+// SetCapacity sets the cache's capacity, for every process that shares it,
+// and evicts at once what no longer fits.
+func (c *Cache) SetCapacity(ctx context.Context, n int64) error {
+	if n <= 0 {
+		return opErr("set capacity", "", fmt.Errorf("capacity must be positive, not %d", n))
+	}
+	return c.change(ctx, "set capacity", "", func(tx *manifest.Tx) error {
+		return tx.SetSetting(manifest.SettingCapacity, n)
+	})
+}
+
+// Capacity returns the cache's capacity.
+func (c *Cache) Capacity(ctx context.Context) (int64, error) {
+	if err := c.enter(); err != nil {
+		return 0, opErr("capacity", "", err)
+	}
+	defer c.mu.RUnlock()
+	n, err := c.m.Setting(ctx, manifest.SettingCapacity)
+	return n, opErr("capacity", "", err)
+}
+
+// Trim evicts what is over capacity and gives back to the filesystem every
+// dead extent it can now, instead of waiting for the background reclaimer:
+// when it returns, the space of everything deleted before it was called has
+// been returned, except regions a reader still holds.
+func (c *Cache) Trim(ctx context.Context) error {
+	if err := c.enter(); err != nil {
+		return opErr("trim", "", err)
+	}
+	defer c.mu.RUnlock()
+	// An empty change: its commit runs the eviction check.
+	if err := c.commits.do(ctx, func(*manifest.Tx) error { return nil }); err != nil {
+		return opErr("trim", "", err)
+	}
+	if err := c.reclaimer.Recover(ctx); err != nil {
+		return opErr("trim", "", err)
+	}
+	for range 100 {
+		before := c.stats.reclaim.Punches.Load() + c.stats.reclaim.Truncations.Load() + c.stats.reclaim.FilesRemoved.Load()
+		t, err := c.m.Totals(ctx)
+		if err != nil || t.DeadExtents == 0 {
+			return opErr("trim", "", err)
+		}
+		if err := c.reclaimer.Pass(ctx, reclaimBatch); err != nil {
+			return opErr("trim", "", err)
+		}
+		after, err := c.m.Totals(ctx)
+		progress := c.stats.reclaim.Punches.Load()+c.stats.reclaim.Truncations.Load()+c.stats.reclaim.FilesRemoved.Load() != before
+		if err != nil || (after.DeadExtents >= t.DeadExtents && !progress) {
+			return opErr("trim", "", err) // what is left is held by readers
+		}
+	}
+	return c.measureOverhead(ctx)
+}
+
+// background runs the reclaimer of this open cache: first it repairs what
+// killed processes left, then it drains dead extents, drops expired entries
+// and measures the files' overhead, about once a second, until Close.
+type background struct {
+	quit chan struct{}
+	wg   sync.WaitGroup
+}
+
+func (c *Cache) startBackground() {
+	c.bg.quit = make(chan struct{})
+	c.bg.wg.Add(1)
+	go func() {
+		defer c.bg.wg.Done()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go func() { <-c.bg.quit; cancel() }()
+		if err := c.reclaimer.Recover(ctx); err != nil && ctx.Err() == nil {
+			c.log.Warn("possum: recover", "err", err)
+		}
+		tick := time.NewTicker(reclaimInterval)
+		defer tick.Stop()
+		for n := 0; ; n++ {
+			c.backgroundPass(ctx, n%overheadEvery == 0)
+			select {
+			case <-tick.C:
+			case <-c.bg.quit:
+				return
+			}
+		}
+	}()
+}
+
+func (c *Cache) stopBackground() {
+	if c.bg.quit != nil {
+		close(c.bg.quit)
+		c.bg.wg.Wait()
+	}
+}
+
+func (c *Cache) backgroundPass(ctx context.Context, measure bool) {
+	if err := c.reclaimer.Pass(ctx, reclaimBatch); err != nil && ctx.Err() == nil {
+		c.log.Warn("possum: reclaim pass", "err", err)
+	}
+	if err := c.dropExpired(ctx); err != nil && ctx.Err() == nil {
+		c.log.Warn("possum: expiry", "err", err)
+	}
+	if measure {
+		if err := c.measureOverhead(ctx); err != nil && ctx.Err() == nil {
+			c.log.Warn("possum: measure", "err", err)
+		}
+	}
+}
+
+// dropExpired deletes entries whose time is up, so that they give their
+// space back even when nothing needs it.
+func (c *Cache) dropExpired(ctx context.Context) error {
+	if ok, err := c.m.HasExpired(ctx, c.opts.now().UnixNano()); err != nil || !ok {
+		return err
+	}
+	return c.commits.do(ctx, func(tx *manifest.Tx) error {
+		n, err := tx.DeleteExpired(reclaimBatch)
+		c.stats.expirations.Add(int64(n))
+		return err
+	})
+}
+
+// measureOverhead records in the manifest how much the value files hold
+// beyond what the rows account for, when it changed by more than a block.
+func (c *Cache) measureOverhead(ctx context.Context) error {
+	d, err := c.reclaimer.MeasureDisk(ctx)
+	if err != nil {
+		return err
+	}
+	t, err := c.m.Totals(ctx)
+	if err != nil {
+		return err
+	}
+	over := evict.Overhead(d, t.LiveFootprint, t.DeadFootprint)
+	old, err := c.m.Setting(ctx, manifest.SettingOverhead)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if diff := over - old; diff < c.files.Align() && -diff < c.files.Align() && err == nil {
+		return nil
+	}
+	return c.commits.do(ctx, func(tx *manifest.Tx) error { return tx.SetSetting(manifest.SettingOverhead, over) })
+}
+
+// fixedNames are the cache's files other than values: counted against the
+// capacity as they are on disk.
+var fixedNames = []string{manifest.FileName, manifest.FileName + "-wal", manifest.FileName + "-shm", "stripes", "README"}
+
+// fixedBytes is what the manifest, its WAL and the other small files hold
+// on disk.
+func (c *Cache) fixedBytes() int64 {
+	var n int64
+	for _, name := range fixedNames {
+		if fi, err := os.Lstat(filepath.Join(c.dir, name)); err == nil {
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+				n += st.Blocks * 512
+			}
+		}
+	}
+	return n
+}
+
+// setupCapacity applies Options.Capacity, or gives a new cache the default.
+func (c *Cache) setupCapacity(ctx context.Context) error {
+	cur, err := c.m.Setting(ctx, manifest.SettingCapacity)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	want := c.opts.Capacity
+	if want == 0 && err != nil {
+		want = DefaultCapacity
+	}
+	if want == 0 || want == cur {
+		c.capacity.Store(cur)
+		return nil
+	}
+	c.capacity.Store(want)
+	_, err = c.m.Update(ctx, func(tx *manifest.Tx) error { return tx.SetSetting(manifest.SettingCapacity, want) })
+	return err
+}

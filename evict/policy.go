@@ -1,0 +1,80 @@
+// Package evict holds possum's capacity policy and its reclaimer.
+//
+// The policy runs inside every committing transaction: when the space the
+// cache holds is over its capacity, it deletes entries, expired ones first
+// and then the least recently used, until the cache is a little under
+// capacity. Deleted entries become dead extents, which the reclaimer gives
+// back to the filesystem by punching holes, truncating dead tails and
+// removing files with nothing live in them.
+package evict
+
+import (
+	"github.com/seed475afdc4/possum/manifest"
+)
+
+// Headroom is the share of the capacity eviction frees beyond what is
+// needed, so that not every put evicts: over capacity, the cache evicts down
+// to capacity minus capacity/Headroom (5%).
+const Headroom = 20
+
+// victimBatch is how many victims are read at a time.
+const victimBatch = 64
+
+// Result counts what Evict did.
+type Result struct {
+	Capacity int64 // the capacity the transaction saw
+	Evicted  int   // entries evicted for space, expired ones included
+	Expired  int   // of those, entries that had expired
+}
+
+// Used is the space the cache holds by the manifest's account: live values
+// (large ones rounded to whole blocks), dead extents not yet given back
+// (except those freed by tx itself, which the committer reclaims right
+// after committing), the measured overhead, and fixed: the manifest, its
+// WAL and the cache's other small files, measured by the caller.
+func Used(tx *manifest.Tx, u manifest.Usage, fixed int64) int64 {
+	var freedNow int64
+	for _, d := range tx.Freed {
+		freedNow += d.Footprint
+	}
+	return u.LiveFootprint + u.DeadFootprint - freedNow + u.Overhead + fixed
+}
+
+// Evict deletes entries inside tx until the cache fits its capacity, if it
+// is over. fixed is as for Used.
+func Evict(tx *manifest.Tx, fixed int64) (Result, error) {
+	var r Result
+	u, err := tx.Usage()
+	r.Capacity = u.Capacity
+	if err != nil || u.Capacity <= 0 {
+		return r, err
+	}
+	used := Used(tx, u, fixed)
+	if used <= u.Capacity {
+		return r, nil
+	}
+	target := u.Capacity - u.Capacity/Headroom
+	for used > target {
+		vs, err := tx.Victims(victimBatch)
+		if err != nil {
+			return r, err
+		}
+		if len(vs) == 0 {
+			break
+		}
+		for _, v := range vs {
+			if err := tx.DeleteEntry(v.KeyID); err != nil {
+				return r, err
+			}
+			used -= v.Footprint
+			r.Evicted++
+			if v.Expired {
+				r.Expired++
+			}
+			if used <= target {
+				break
+			}
+		}
+	}
+	return r, nil
+}
