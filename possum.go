@@ -52,8 +52,8 @@ type Cache struct {
 // counters are this process's event counts, reported by Stats.
 type counters struct {
 	hits, misses, expired, corrupt, retries atomic.Int64
-	evictions, expirations                 atomic.Int64
-	reclaim                                evict.Counters
+	evictions, expirations                  atomic.Int64
+	reclaim                                 evict.Counters
 }
 
 const readmeText = `This directory is a possum cache: a key-value cache shared by the processes
