@@ -58,6 +58,8 @@ func (c *Cache) Trim(ctx context.Context) error {
 		return opErr("trim", "", err)
 	}
 	defer c.mu.RUnlock()
+	c.reclaimMu.Lock()
+	defer c.reclaimMu.Unlock()
 	// An empty change: its commit runs the eviction check.
 	if err := c.commits.do(ctx, func(*manifest.Tx) error { return nil }); err != nil {
 		return opErr("trim", "", err)
@@ -65,22 +67,28 @@ func (c *Cache) Trim(ctx context.Context) error {
 	if err := c.reclaimer.Recover(ctx); err != nil {
 		return opErr("trim", "", err)
 	}
-	for range 100 {
-		before := c.stats.reclaim.Punches.Load() + c.stats.reclaim.Truncations.Load() + c.stats.reclaim.FilesRemoved.Load()
+	if err := c.drainDead(ctx); err != nil {
+		return opErr("trim", "", err)
+	}
+	return opErr("trim", "", c.measureOverhead(ctx))
+}
+
+// drainDead runs reclaim passes until no dead extent is left, or a pass
+// makes no progress (what is left is held by readers or writers).
+func (c *Cache) drainDead(ctx context.Context) error {
+	for {
 		t, err := c.m.Totals(ctx)
 		if err != nil || t.DeadExtents == 0 {
-			return opErr("trim", "", err)
+			return err
 		}
 		if err := c.reclaimer.Pass(ctx, reclaimBatch); err != nil {
-			return opErr("trim", "", err)
+			return err
 		}
 		after, err := c.m.Totals(ctx)
-		progress := c.stats.reclaim.Punches.Load()+c.stats.reclaim.Truncations.Load()+c.stats.reclaim.FilesRemoved.Load() != before
-		if err != nil || (after.DeadExtents >= t.DeadExtents && !progress) {
-			return opErr("trim", "", err) // what is left is held by readers
+		if err != nil || after.DeadExtents >= t.DeadExtents {
+			return err
 		}
 	}
-	return c.measureOverhead(ctx)
 }
 
 // background runs the reclaimer of this open cache: first it repairs what
@@ -99,9 +107,11 @@ func (c *Cache) startBackground() {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		go func() { <-c.bg.quit; cancel() }()
+		c.reclaimMu.Lock()
 		if err := c.reclaimer.Recover(ctx); err != nil && ctx.Err() == nil {
 			c.log.Warn("possum: recover", "err", err)
 		}
+		c.reclaimMu.Unlock()
 		tick := time.NewTicker(reclaimInterval)
 		defer tick.Stop()
 		for n := 0; ; n++ {
@@ -123,6 +133,8 @@ func (c *Cache) stopBackground() {
 }
 
 func (c *Cache) backgroundPass(ctx context.Context, measure bool) {
+	c.reclaimMu.Lock()
+	defer c.reclaimMu.Unlock()
 	if err := c.reclaimer.Pass(ctx, reclaimBatch); err != nil && ctx.Err() == nil {
 		c.log.Warn("possum: reclaim pass", "err", err)
 	}

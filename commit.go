@@ -150,13 +150,27 @@ func (k *committer) run(group []*commitReq) {
 	c.stats.expirations.Add(int64(res.Expired))
 	// Give back at once what this commit freed (replaced, deleted, evicted
 	// values), before answering: when a Put returns, the space it made the
-	// cache evict is already back. The rows go in the next transaction.
+	// cache evict is already back, and the rows that accounted for it are
+	// gone, for every process to see.
 	if len(freed) > 0 {
-		d, rm := c.reclaimer.Reclaim(context.Background(), freed)
-		k.reclaimed, k.removed = append(k.reclaimed, d...), append(k.removed, rm...)
+		k.reclaimNow(freed)
 	}
 	for _, r := range group {
 		close(r.done)
+	}
+}
+
+// reclaimNow reclaims freed and deletes the rows of what it gave back. If
+// that deletion fails, the next transaction retries it.
+func (k *committer) reclaimNow(freed []manifest.DeadExtent) {
+	c := k.c
+	d, rm := c.inline.Reclaim(context.Background(), freed)
+	if len(d) == 0 && len(rm) == 0 {
+		return
+	}
+	_, err := c.m.Update(context.Background(), func(tx *manifest.Tx) error { return evict.Forget(tx, d, rm) })
+	if err != nil {
+		k.reclaimed, k.removed = append(k.reclaimed, d...), append(k.removed, rm...)
 	}
 }
 

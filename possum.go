@@ -35,8 +35,13 @@ type Cache struct {
 	access  accessBuffer
 	commits *committer
 
-	reclaimer *evict.Reclaimer
-	bg        background
+	// reclaimer gives dead space back, committing through the committer;
+	// inline is the same for the committer's own use, right after a commit,
+	// committing directly. reclaimMu keeps Trim and the background pass
+	// from working on the same regions at once.
+	reclaimer, inline *evict.Reclaimer
+	reclaimMu         sync.Mutex
+	bg                background
 	// capacity caches the shared capacity, refreshed by every commit, so
 	// that a put can refuse a value larger than it while streaming.
 	capacity atomic.Int64
@@ -129,6 +134,13 @@ func (c *Cache) open(ctx context.Context) error {
 		Bump:   c.stripes.Bump,
 		Commit: func(ctx context.Context, f func(*manifest.Tx) error) error { return c.commits.do(ctx, f) },
 	}
+	inline := *c.reclaimer
+	inline.Commit = func(ctx context.Context, f func(*manifest.Tx) error) error {
+		stripes, err := c.m.Update(ctx, f)
+		c.bump(stripes)
+		return err
+	}
+	c.inline = &inline
 	return c.setupCapacity(ctx)
 }
 

@@ -179,20 +179,8 @@ func (c *Cache) verifyFiles(ctx context.Context, r *Report, repair bool) error {
 }
 
 func (c *Cache) verifyTotals(ctx context.Context, r *Report, repair bool) error {
-	kept, err := c.m.Totals(ctx)
-	if err != nil {
-		return err
-	}
-	counted, err := c.m.CountedTotals(ctx)
-	if err != nil {
-		return err
-	}
-	if kept == counted {
-		return nil
-	}
-	// Other processes may have committed between the two reads: look again
-	// before calling it a problem.
-	if kept, err = c.m.Totals(ctx); err != nil || kept == counted {
+	kept, counted, err := c.m.CheckTotals(ctx)
+	if err != nil || kept == counted {
 		return err
 	}
 	r.Problems = append(r.Problems, Problem{Kind: "totals", Detail: fmt.Sprintf("running sums %+v, rows say %+v", kept, counted)})

@@ -118,6 +118,10 @@ func (c *Cache) writeValue(ctx context.Context, getA func() (*values.Appender, e
 	if _, err = w.Write(buf[:n]); err == nil && !small {
 		_, err = io.CopyBuffer(w, onlyReader{r}, buf)
 	}
+	_, fp := c.files.Placement(pos, w.n)
+	if err == nil && fp > w.n {
+		err = a.Reserve(off + fp)
+	}
 	if err == nil && c.opts.Sync {
 		err = a.File().Sync()
 	}
@@ -127,7 +131,6 @@ func (c *Cache) writeValue(ctx context.Context, getA func() (*values.Appender, e
 		}
 		return e, 0, err
 	}
-	_, fp := c.files.Placement(pos, w.n)
 	e.FileID, e.Offset, e.Length, e.Footprint, e.Checksum = a.ID(), off, w.n, fp, w.h.Sum64()
 	return e, off + fp, nil
 }
@@ -169,6 +172,9 @@ type onlyReader struct{ io.Reader }
 
 // Delete removes key. A missing key is ErrNotFound.
 func (c *Cache) Delete(ctx context.Context, key string) error {
+	if err := checkKey(key); err != nil {
+		return opErr("delete", key, err)
+	}
 	return c.change(ctx, "delete", key, func(tx *manifest.Tx) error { return tx.Delete([]byte(key)) })
 }
 
@@ -189,8 +195,10 @@ func (c *Cache) DeletePrefix(ctx context.Context, prefix string) (int, error) {
 // value keeps its bytes, its creation time and its last use. A missing from
 // is ErrNotFound, and then nothing changes.
 func (c *Cache) Rename(ctx context.Context, from, to string) error {
-	if err := checkKey(to); err != nil {
-		return opErr("rename", to, err)
+	for _, k := range []string{from, to} {
+		if err := checkKey(k); err != nil {
+			return opErr("rename", k, err)
+		}
 	}
 	return c.change(ctx, "rename", from, func(tx *manifest.Tx) error { return tx.Rename([]byte(from), []byte(to)) })
 }
@@ -215,13 +223,9 @@ func (c *Cache) MovePrefix(ctx context.Context, from, to string) (int, error) {
 	return n, err
 }
 
-// change runs one manifest change through the committer.
+// change runs one manifest change through the committer; key names what
+// it is about in errors.
 func (c *Cache) change(ctx context.Context, op, key string, apply func(*manifest.Tx) error) error {
-	if op != "delete prefix" && op != "move prefix" {
-		if err := checkKey(key); err != nil {
-			return opErr(op, key, err)
-		}
-	}
 	if err := c.enter(); err != nil {
 		return opErr(op, key, err)
 	}

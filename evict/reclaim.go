@@ -40,7 +40,7 @@ type Reclaimer struct {
 	M    *manifest.Manifest
 	Dir  *values.Dir
 	Bump func(stripe int)
-	// Commit runs a manifest change (the committer's group commit).
+	// Commit runs a manifest change and waits for it to be committed.
 	Commit func(context.Context, func(*manifest.Tx) error) error
 	Log    *slog.Logger
 	Stats  *Counters
@@ -216,6 +216,14 @@ func (r *Reclaimer) punchGap(ctx context.Context, f *os.File, id, lo, hi, rowsHi
 		return nil, err
 	}
 	r.bumpAll(ds)
+	// A long dead run is reclaimed piece by piece as its values die, and
+	// its start is already a hole: punch from the first data onwards.
+	if d, err := values.DataStart(f, s); err == nil {
+		if d < 0 || d >= e {
+			return extentIDs(ds), nil
+		}
+		s = values.AlignDown(d, a)
+	}
 	if err := r.punch(f, s, e-s); err != nil {
 		return nil, err
 	}
@@ -242,6 +250,11 @@ func (r *Reclaimer) punch(f *os.File, off, n int64) error {
 // cutTail truncates file f at lo, or removes it if lo is 0, provided no
 // writer holds its tail and nothing live lies past lo. ok reports whether it
 // could.
+//
+// Unlike a punch, a cut gives the offsets back for reuse: the next writer
+// appends from lo. So the dead rows past lo are deleted (committed) before
+// the cut, never after: a dead row left over a reused offset would one day
+// have a live value punched.
 func (r *Reclaimer) cutTail(ctx context.Context, f *os.File, id, lo int64) (ids []int64, removed, ok bool, err error) {
 	if err := values.LockRange(f, values.WriteLock, lo, 0); err != nil {
 		if errors.Is(err, values.ErrLocked) {
@@ -258,13 +271,24 @@ func (r *Reclaimer) cutTail(ctx context.Context, f *os.File, id, lo int64) (ids 
 		return nil, false, false, err
 	}
 	r.bumpAll(ds)
+	err = r.Commit(ctx, func(tx *manifest.Tx) error {
+		if err := tx.DeleteDead(extentIDs(ds)); err != nil || lo > 0 {
+			return err
+		}
+		return tx.ForgetFileIfUnused(id)
+	})
+	if err != nil {
+		return nil, false, false, err
+	}
 	if lo == 0 {
+		// A crash before this leaves a file the manifest does not know
+		// and nothing refers to: Recover removes it.
 		if err := os.Remove(r.Dir.FileName(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return nil, false, false, err
 		}
 		r.Dir.Forget(id)
 		r.Stats.FilesRemoved.Add(1)
-		return extentIDs(ds), true, true, nil
+		return nil, false, true, nil
 	}
 	if fi, err := f.Stat(); err == nil && fi.Size() > lo {
 		if err := f.Truncate(lo); err != nil {
@@ -272,7 +296,7 @@ func (r *Reclaimer) cutTail(ctx context.Context, f *os.File, id, lo int64) (ids 
 		}
 		r.Stats.Truncations.Add(1)
 	}
-	return extentIDs(ds), false, true, nil
+	return nil, false, true, nil
 }
 
 func (r *Reclaimer) bumpAll(ds []manifest.DeadExtent) {

@@ -175,17 +175,25 @@ func (m *Manifest) EntriesAfter(ctx context.Context, after int64, limit int) ([]
 	return es, err
 }
 
-// CountedTotals computes the totals from the rows themselves, to check the
-// running sums against.
-func (m *Manifest) CountedTotals(ctx context.Context) (Totals, error) {
-	var t Totals
-	err := m.r.GetContext(ctx, &t, `SELECT
+// CheckTotals returns the running sums and the sums computed from the rows
+// themselves, both read in one snapshot so that they can be compared while
+// other processes commit.
+func (m *Manifest) CheckTotals(ctx context.Context) (kept, counted Totals, err error) {
+	tx, err := m.r.BeginTxx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return kept, counted, err
+	}
+	defer tx.Rollback()
+	if err := tx.GetContext(ctx, &kept, `SELECT entry_count, live_bytes, live_footprint, dead_count, dead_footprint FROM totals`); err != nil {
+		return kept, counted, err
+	}
+	err = tx.GetContext(ctx, &counted, `SELECT
 		(SELECT count(*) FROM entries) AS entry_count,
 		(SELECT coalesce(sum(length), 0) FROM entries) AS live_bytes,
 		(SELECT coalesce(sum(footprint), 0) FROM entries) AS live_footprint,
 		(SELECT count(*) FROM dead_extents) AS dead_count,
 		(SELECT coalesce(sum(footprint), 0) FROM dead_extents) AS dead_footprint`)
-	return t, err
+	return kept, counted, err
 }
 
 // Overlaps returns pairs of regions in file id, live or dead, that overlap

@@ -41,6 +41,21 @@ func (a *Appender) WriteAt(p []byte, off int64) (int, error) {
 	return a.f.WriteAt(p, off)
 }
 
+// Reserve makes the file at least end bytes long (the new bytes are a
+// hole, taking no space), so that a large value's footprint, which runs to
+// a block boundary past its last byte, is part of the file: whoever takes
+// the file over next starts after it.
+func (a *Appender) Reserve(end int64) error {
+	fi, err := a.f.Stat()
+	if err != nil {
+		return err
+	}
+	if fi.Size() < end {
+		return a.f.Truncate(end)
+	}
+	return nil
+}
+
 // Commit moves the committed end to end (the manifest now refers to the bytes
 // before it) and shrinks the tail lock to [end, ∞): what is below is
 // published and immutable, and readers and the reclaimer may lock it.
@@ -117,8 +132,16 @@ func (d *Dir) takeTail(f *os.File, id int64) (*Appender, error) {
 		return nil, fs.ErrNotExist
 	}
 	end := fi.Size()
-	if end > start {
+	switch {
+	case end > start: // the last holder appended before letting go
 		if err := LockRange(f, Unlock, start, end-start); err != nil {
+			return nil, err
+		}
+	case end < start:
+		// A reclaimer cut the tail off between the two fstats: the lock
+		// must reach down to the new end, or bytes written there would be
+		// unprotected.
+		if err := LockRange(f, WriteLock, end, 0); err != nil {
 			return nil, err
 		}
 	}

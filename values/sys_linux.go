@@ -51,3 +51,16 @@ func blockSize(path string) (int64, error) {
 	}
 	return int64(st.Bsize), nil
 }
+
+// DataStart returns the offset of the first byte at or after off that is
+// not in a hole (SEEK_DATA), or -1 if there is none before the end of f.
+func DataStart(f *os.File, off int64) (int64, error) {
+	n, err := unix.Seek(int(f.Fd()), off, unix.SEEK_DATA)
+	if err == unix.ENXIO {
+		return -1, nil
+	}
+	if err == unix.EINVAL || err == unix.EOPNOTSUPP {
+		return off, nil // no hole support: assume data
+	}
+	return n, err
+}

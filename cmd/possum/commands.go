@@ -128,11 +128,16 @@ func runLs(ctx context.Context, e *env, args []string) error {
 var statCmd = &command{
 	name:    "stat",
 	args:    "[KEY]",
-	summary: "show the cache's totals, or KEY's size and times",
-	doc: `Stat, with no KEY, shows the cache's directory and totals: its live
-entries, the bytes of their values, the disk space those take (large values
-are rounded up to whole blocks), and the regions freed but not yet given
-back to the filesystem (dead extents) with their bytes.
+	summary: "show capacity, use and totals, or KEY's size and times",
+	doc: `Stat, with no KEY, shows the cache's directory, its capacity, and what
+counts against it (used), also as a percentage. Used is the live values'
+disk space (large values are rounded up to whole blocks), plus the dead
+bytes, the overhead and the manifest. On disk is what the directory's files
+take now, as du counts them. Then come the live entries and the bytes of
+their values; the regions freed but not yet given back to the filesystem
+(dead extents) and their bytes; what the value files hold beyond their
+values (overhead, as last measured); and the manifest with its WAL and the
+other small files. Sizes are in binary units, with the exact bytes.
 
 With KEY, it shows that value's size in bytes and when it was created, last
 used and expires. Stat does not count as a use.
@@ -211,7 +216,7 @@ func runMv(ctx context.Context, e *env, args []string) error {
 	})
 }
 
-// printStats prints the cache's directory and shared totals.
+// printStats prints the cache's directory, capacity and shared totals.
 func printStats(w io.Writer, c *possum.Cache) error {
 	s := c.Stats()
 	if s.Err != nil {
@@ -219,11 +224,16 @@ func printStats(w io.Writer, c *possum.Cache) error {
 	}
 	return printTable(w, [][2]any{
 		{"dir", c.Dir()},
+		{"capacity", size(s.Capacity)},
+		{"used", size(s.Used) + ", " + percent(s.Used, s.Capacity) + " of capacity"},
+		{"on disk", size(s.DiskBytes)},
 		{"entries", s.Entries},
-		{"live bytes", s.LiveBytes},
-		{"live on disk", s.LiveBlocks},
+		{"live bytes", size(s.LiveBytes)},
+		{"live on disk", size(s.LiveBlocks)},
 		{"dead extents", s.DeadExtents},
-		{"dead bytes", s.DeadBytes},
+		{"dead bytes", size(s.DeadBytes)},
+		{"overhead", size(s.Overhead)},
+		{"manifest", size(s.ManifestBytes)},
 	})
 }
 

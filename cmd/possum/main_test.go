@@ -2,7 +2,12 @@ package main
 
 import (
 	"errors"
+	"fmt"
+	"io/fs"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"testing"
 
@@ -11,11 +16,62 @@ import (
 
 // TestMain lets the test binary run as the possum command: testscript puts
 // a copy of it named possum on $PATH, for the scripts and for
-// TestConcurrentPuts.
+// TestConcurrentPuts. It also runs as corrupt, a helper for the scripts.
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
-		"possum": main,
+		"possum":  main,
+		"corrupt": corruptMain,
 	})
+}
+
+// corruptMain is "corrupt DIR": it damages the cache in DIR by flipping
+// the bits of a few bytes in the middle of the first value file.
+func corruptMain() {
+	if len(os.Args) != 2 {
+		fmt.Fprintln(os.Stderr, "usage: corrupt DIR")
+		os.Exit(2)
+	}
+	if err := corrupt(filepath.Join(os.Args[1], "values")); err != nil {
+		fmt.Fprintln(os.Stderr, "corrupt:", err)
+		os.Exit(1)
+	}
+}
+
+// corrupt flips the bits of up to 4 bytes from the middle (size/2) of the
+// first regular file in dir, in name order.
+func corrupt(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	i := slices.IndexFunc(ents, func(e fs.DirEntry) bool { return e.Type().IsRegular() })
+	if i < 0 {
+		return fmt.Errorf("no file in %s", dir)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, ents[i].Name()), os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	off := fi.Size() / 2
+	b := make([]byte, min(4, fi.Size()-off))
+	if len(b) == 0 {
+		return fmt.Errorf("%s is empty", f.Name())
+	}
+	if _, err := f.ReadAt(b, off); err != nil {
+		return err
+	}
+	for i := range b {
+		b[i] ^= 0xff
+	}
+	if _, err := f.WriteAt(b, off); err != nil {
+		return err
+	}
+	return f.Close()
 }
 
 // TestScript runs the scripts in testdata/script. They find a key that is

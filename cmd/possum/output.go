@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/dustin/go-humanize"
 )
 
 // showKey returns key as ls and stat print it: as it is if it is printable
@@ -24,6 +27,35 @@ func showKey(key string) string {
 		return strconv.Quote(key)
 	}
 	return key
+}
+
+// size returns n bytes as possum prints them: in binary units, then exact,
+// as in "1.0 GiB (1073741824 bytes)".
+func size(n int64) string {
+	if n < 0 {
+		return fmt.Sprintf("%d bytes", n) // not a size: a bug, shown as it is
+	}
+	return fmt.Sprintf("%s (%d bytes)", humanize.IBytes(uint64(n)), n)
+}
+
+// percent returns n as a percentage of total, as in "12.5%".
+func percent(n, total int64) string {
+	if total <= 0 {
+		return "-%"
+	}
+	return fmt.Sprintf("%.1f%%", 100*float64(n)/float64(total))
+}
+
+// parseSize parses a size in bytes: a number, maybe with a decimal point
+// and a unit such as KiB, MiB, GB or T (see humanize.ParseBytes). It must be
+// positive and fit an int64.
+func parseSize(s string) (int64, error) {
+	n, err := humanize.ParseBytes(s)
+	if err != nil || n == 0 || n > math.MaxInt64 {
+		return 0, fmt.Errorf("bad size %q: want a positive number of bytes, "+
+			"with or without a unit such as 512MiB, 10GiB or 1.5GB", s)
+	}
+	return int64(n), nil
 }
 
 // printTable prints rows of a label and a value, the values aligned.

@@ -24,7 +24,10 @@ type command struct {
 }
 
 // commands are possum's subcommands, in the order "possum help" lists them.
-var commands = []*command{putCmd, getCmd, lsCmd, statCmd, rmCmd, mvCmd}
+var commands = []*command{
+	putCmd, getCmd, lsCmd, statCmd, rmCmd, mvCmd,
+	capacityCmd, trimCmd, verifyCmd,
+}
 
 // lookup returns the command called name, or nil.
 func lookup(name string) *command {
@@ -50,8 +53,11 @@ leading double quote) as a quoted Go string literal, such as "a\tb" or
 "\xff". Flags may follow operands; "--" ends the flags, for a key that
 starts with "-".
 
-Exit status: 0 on success; 1 if a key is not found, or on any other error;
-2 for a usage error.
+Sizes are printed in binary units with the exact bytes, as in
+"1.0 GiB (1073741824 bytes)".
+
+Exit status: 0 on success; 1 if a key is not found, if verify leaves
+problems unrepaired, or on any other error; 2 for a usage error.
 `
 
 // env is what a command runs with.
@@ -109,7 +115,7 @@ func printUsage(w io.Writer) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s\n\nCommands:\n", usageLine)
 	for _, c := range commands {
-		fmt.Fprintf(&b, "  %-22s %s\n", c.name+" "+c.args, c.summary)
+		fmt.Fprintf(&b, "  %-22s %s\n", c.line(), c.summary)
 	}
 	fmt.Fprintf(&b, "  %-22s %s\n", "help [COMMAND]", "show this help, or a command's")
 	b.WriteString(usageText)
@@ -117,8 +123,11 @@ func printUsage(w io.Writer) error {
 	return err
 }
 
+// line returns c's name and args, as the command list shows them.
+func (c *command) line() string { return strings.TrimSpace(c.name + " " + c.args) }
+
 // synopsis returns c's usage line.
-func (c *command) synopsis() string { return "usage: possum " + c.name + " " + c.args }
+func (c *command) synopsis() string { return "usage: possum " + c.line() }
 
 // printHelp prints c's synopsis and doc.
 func (c *command) printHelp(w io.Writer) error {

@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/seed475afdc4/possum"
+)
+
+// capacityCmd is "possum capacity".
+var capacityCmd = &command{
+	name:    "capacity",
+	args:    "[SIZE]",
+	summary: "show the cache's capacity, or set it to SIZE",
+	doc: `Capacity, with no SIZE, shows the most the cache may hold on disk, for
+every process that shares it.
+
+With SIZE, it sets the capacity, and evicts at once, least recently used
+first, what no longer fits. SIZE is in bytes, or a number with a unit,
+binary (KiB, MiB, GiB, TiB) or decimal (kB, MB, GB, TB), as in 512MiB,
+10GiB or 1.5GB. A bare K, M, G or T is decimal: 1T is 10^12 bytes. Units
+are not case-sensitive.
+`,
+	run: runCapacity,
+}
+
+// runCapacity runs "possum capacity".
+func runCapacity(ctx context.Context, e *env, args []string) error {
+	ops, err := e.parse(e.flags(), args, 0, 1)
+	if err != nil {
+		return err
+	}
+	if len(ops) == 0 {
+		return e.withCache(func(c *possum.Cache) error {
+			n, err := c.Capacity(ctx)
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintln(e.stdout, size(n))
+			return err
+		})
+	}
+	n, err := parseSize(ops[0])
+	if err != nil {
+		return e.usageError(e.cmd, err.Error())
+	}
+	return e.withCache(func(c *possum.Cache) error { return c.SetCapacity(ctx, n) })
+}
+
+// trimCmd is "possum trim".
+var trimCmd = &command{
+	name:    "trim",
+	summary: "evict what is over capacity and give back freed space now",
+	doc: `Trim evicts what is over the capacity and gives back to the filesystem
+the space of deleted, replaced and evicted values that is still held (dead
+extents), instead of leaving it to the processes that use the cache. Space
+a reader still holds stays held.
+
+It shows the cache's figures before and after.
+`,
+	run: runTrim,
+}
+
+// runTrim runs "possum trim".
+func runTrim(ctx context.Context, e *env, args []string) error {
+	if _, err := e.parse(e.flags(), args, 0, 0); err != nil {
+		return err
+	}
+	return e.withCache(func(c *possum.Cache) error {
+		before := c.Stats()
+		if before.Err != nil {
+			return before.Err
+		}
+		if err := c.Trim(ctx); err != nil {
+			return err
+		}
+		after := c.Stats()
+		if after.Err != nil {
+			return after.Err
+		}
+		return printTrim(e.stdout, before, after)
+	})
+}
+
+// printTrim prints the figures trim changes, before and after it.
+func printTrim(w io.Writer, b, a possum.Stats) error {
+	count := func(x, y int64) string { return fmt.Sprintf("%d -> %d", x, y) }
+	sizes := func(x, y int64) string { return size(x) + " -> " + size(y) }
+	return printTable(w, [][2]any{
+		{"entries", count(b.Entries, a.Entries)},
+		{"evicted", a.Evictions - b.Evictions},
+		{"dead extents", count(b.DeadExtents, a.DeadExtents)},
+		{"dead bytes", sizes(b.DeadBytes, a.DeadBytes)},
+		{"used", sizes(b.Used, a.Used)},
+		{"on disk", sizes(b.DiskBytes, a.DiskBytes)},
+	})
+}
+
+// verifyCmd is "possum verify".
+var verifyCmd = &command{
+	name:    "verify",
+	args:    "[-repair]",
+	summary: "check every value and the manifest; with -repair, fix them",
+	doc: `Verify reads every value and checks it against its checksum and its
+value file, checks that no two values overlap, that the manifest's running
+totals match its rows, and that the values directory holds no file the
+manifest does not know. It prints one line per problem, then a summary. It
+reads the whole cache, and may run while other processes use it.
+
+With -repair, it drops damaged values (they become misses), corrects the
+totals, and removes unknown files. Without it, nothing changes.
+
+Verify exits 1 if problems remain: found, and not repaired.
+`,
+	run: runVerify,
+}
+
+// runVerify runs "possum verify".
+func runVerify(ctx context.Context, e *env, args []string) error {
+	fs := e.flags()
+	repair := fs.Bool("repair", false, "fix what is found")
+	if _, err := e.parse(fs, args, 0, 0); err != nil {
+		return err
+	}
+	return e.withCache(func(c *possum.Cache) error {
+		r, err := c.Verify(ctx, *repair)
+		for _, p := range r.Problems {
+			fmt.Fprintln(e.stdout, p)
+		}
+		if err != nil {
+			return err // the summary would count a part as the whole
+		}
+		if err := printReport(e.stdout, r); err != nil {
+			return err
+		}
+		if len(r.Problems) > r.Repaired {
+			return &exitError{code: 1, err: fmt.Errorf("verify: problems remain: %d found, %d repaired", len(r.Problems), r.Repaired)}
+		}
+		return nil
+	})
+}
+
+// printReport prints the summary of what verify found and did.
+func printReport(w io.Writer, r possum.Report) error {
+	return printTable(w, [][2]any{
+		{"entries", r.Entries},
+		{"bytes checked", size(r.BytesChecked)},
+		{"files", r.Files},
+		{"problems", len(r.Problems)},
+		{"repaired", r.Repaired},
+	})
+}
