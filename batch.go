@@ -19,12 +19,16 @@ import (
 // A Batch is safe for concurrent use; its puts are written one after
 // another. After Commit or Abort, its methods return ErrBatchDone.
 type Batch struct {
-	c    *Cache
-	mu   sync.Mutex
-	a    *values.Appender // taken on the first non-empty put
-	pos  int64            // end of what the batch has written
-	ops  []func(*manifest.Tx) error
-	done bool
+	c   *Cache
+	mu  sync.Mutex
+	a   *values.Appender // taken on the first non-empty put
+	pos int64            // end of what the batch has written
+	ops []func(*manifest.Tx) error
+	// renames says whether a rename is staged: one may find its source
+	// gone at Commit, after the batch's other changes, so the batch then
+	// commits in a savepoint.
+	renames bool
+	done    bool
 }
 
 // NewBatch starts a batch.
@@ -96,9 +100,15 @@ func (b *Batch) Rename(from, to string) error {
 	if err := checkKey(to); err != nil {
 		return opErr("batch rename", to, err)
 	}
-	return b.stage("batch rename", from, func(tx *manifest.Tx) error {
+	err := b.stage("batch rename", from, func(tx *manifest.Tx) error {
 		return opErr("rename", from, tx.Rename([]byte(from), []byte(to)))
 	})
+	if err == nil {
+		b.mu.Lock()
+		b.renames = true
+		b.mu.Unlock()
+	}
+	return err
 }
 
 func (b *Batch) stage(op, key string, apply func(*manifest.Tx) error) error {
@@ -138,14 +148,20 @@ func (b *Batch) Commit(ctx context.Context) error {
 	}
 	defer c.mu.RUnlock()
 	ops := b.ops
-	err := c.commits.do(ctx, func(tx *manifest.Tx) error {
+	apply := func(tx *manifest.Tx) error {
 		for _, op := range ops {
 			if err := op(tx); err != nil {
 				return err
 			}
 		}
 		return nil
-	})
+	}
+	var err error
+	if b.renames {
+		err = c.commits.doAtomic(ctx, apply)
+	} else {
+		err = c.commits.do(ctx, apply)
+	}
 	b.release(err == nil)
 	return opErr("batch commit", "", err)
 }

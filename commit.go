@@ -19,19 +19,27 @@ const maxGroup = 512
 // write lock out of the read path.
 const accessFlushInterval = time.Second
 
-// A commitReq is one caller's change to the manifest: apply runs inside a
-// savepoint of a transaction shared with other callers (group commit).
+// A commitReq is one caller's change to the manifest, applied in a
+// transaction shared with other callers (group commit).
+//
+// apply must leave the transaction unchanged when it fails for a reason of
+// its own (a missing key, a key too long): check first, then change. Then
+// one request's failure does not touch the others, without the cost of a
+// savepoint per request (SQLite copies every page a savepoint touches to a
+// statement journal). A request that cannot check first, like a batch whose
+// rename may find its source gone after the batch's puts, sets savepoint.
 type commitReq struct {
-	apply func(*manifest.Tx) error
-	err   error
-	done  chan struct{}
+	apply     func(*manifest.Tx) error
+	savepoint bool
+	err       error
+	done      chan struct{}
 }
 
 // committer runs every write transaction of one open Cache. Callers queue
 // requests; the committer takes all that are waiting, applies them in one
-// BEGIN IMMEDIATE transaction, each in its own savepoint so that one failing
-// request fails alone, commits, bumps the stripes of the keys changed, and
-// only then answers the callers. Many goroutines writing at once thus pay
+// BEGIN IMMEDIATE transaction (a failing request fails alone: see
+// commitReq), commits, bumps the stripes of the keys changed, and only then
+// answers the callers. Many goroutines writing at once thus pay
 // for one transaction and one WAL append between them.
 type committer struct {
 	c    *Cache
@@ -56,7 +64,16 @@ func newCommitter(c *Cache) *committer {
 // request is waited for even if ctx ends: whether it committed must be known
 // before the caller may release the bytes it wrote.
 func (k *committer) do(ctx context.Context, apply func(*manifest.Tx) error) error {
-	r := &commitReq{apply: apply, done: make(chan struct{})}
+	return k.submit(ctx, &commitReq{apply: apply, done: make(chan struct{})})
+}
+
+// doAtomic is do for a request that may fail after changing something: it
+// runs in a savepoint, undone if it fails.
+func (k *committer) doAtomic(ctx context.Context, apply func(*manifest.Tx) error) error {
+	return k.submit(ctx, &commitReq{apply: apply, savepoint: true, done: make(chan struct{})})
+}
+
+func (k *committer) submit(ctx context.Context, r *commitReq) error {
 	select {
 	case k.reqs <- r:
 	case <-ctx.Done():
@@ -124,7 +141,11 @@ func (k *committer) run(group []*commitReq) {
 			return err
 		}
 		for _, r := range group {
-			r.err = tx.Savepoint(func() error { return r.apply(tx) })
+			if r.savepoint {
+				r.err = tx.Savepoint(func() error { return r.apply(tx) })
+			} else if r.err = r.apply(tx); manifest.IsSQLError(r.err) {
+				return r.err // the transaction may be half changed: all fail
+			}
 		}
 		if err := k.flushReads(tx, touches, drops); err != nil {
 			return err
@@ -153,18 +174,29 @@ func (k *committer) run(group []*commitReq) {
 	// cache evict is already back, and the rows that accounted for it are
 	// gone, for every process to see.
 	if len(freed) > 0 {
-		k.reclaimNow(freed)
+		k.reclaimNow(freed, res.FirstVictim)
 	}
 	for _, r := range group {
 		close(r.done)
 	}
 }
 
-// reclaimNow reclaims freed and deletes the rows of what it gave back. If
-// that deletion fails, the next transaction retries it.
-func (k *committer) reclaimNow(freed []manifest.DeadExtent) {
+// reclaimNow reclaims the large values among freed and the victims of
+// eviction (freed[firstVictim:]), and deletes the rows of what it gave back.
+// If that deletion fails, the next transaction retries it. The rest waits
+// for the background pass.
+func (k *committer) reclaimNow(freed []manifest.DeadExtent, firstVictim int) {
 	c := k.c
-	d, rm := c.inline.Reclaim(context.Background(), freed)
+	now := freed[:0:0]
+	for i, d := range freed {
+		if i >= firstVictim || evict.Immediate(d) {
+			now = append(now, d)
+		}
+	}
+	if len(now) == 0 {
+		return
+	}
+	d, rm := c.inline.Reclaim(context.Background(), now)
 	if len(d) == 0 && len(rm) == 0 {
 		return
 	}

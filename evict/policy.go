@@ -10,6 +10,7 @@ package evict
 
 import (
 	"github.com/seed475afdc4/possum/manifest"
+	"github.com/seed475afdc4/possum/values"
 )
 
 // Headroom is the share of the capacity eviction frees beyond what is
@@ -22,34 +23,51 @@ const victimBatch = 64
 
 // Result counts what Evict did.
 type Result struct {
-	Capacity int64 // the capacity the transaction saw
-	Evicted  int   // entries evicted for space, expired ones included
-	Expired  int   // of those, entries that had expired
+	FirstVictim int   // index in tx.Freed of the first victim's dead extent
+	Capacity    int64 // the capacity the transaction saw
+	Evicted     int   // entries evicted for space, expired ones included
+	Expired     int   // of those, entries that had expired
 }
+
+// Immediate reports whether the committer reclaims d right after the commit
+// that freed it, before the writer's call returns: a large value, which owns
+// whole blocks. A small value packed between others frees at most a block
+// or two, and punching one block costs as much as punching a megabyte on
+// some filesystems (about 100 µs on ext4); it waits for the background
+// pass, which reclaims whole runs of dead neighbours at once. Victims of
+// eviction are reclaimed at once whatever their size (see Evict).
+func Immediate(d manifest.DeadExtent) bool { return d.Footprint >= values.LargeValue }
 
 // Used is the space the cache holds by the manifest's account: live values
 // (large ones rounded to whole blocks), dead extents not yet given back
-// (except those freed by tx itself, which the committer reclaims right
-// after committing), the measured overhead, and fixed: the manifest, its
-// WAL and the cache's other small files, measured by the caller.
+// (except large ones tx freed, which the committer reclaims right after
+// committing), the measured overhead, and fixed: the manifest, its WAL and
+// the cache's other small files, measured by the caller.
 func Used(tx *manifest.Tx, u manifest.Usage, fixed int64) int64 {
 	var freedNow int64
 	for _, d := range tx.Freed {
-		freedNow += d.Footprint
+		if Immediate(d) {
+			freedNow += d.Footprint
+		}
 	}
 	return u.LiveFootprint + u.DeadFootprint - freedNow + u.Overhead + fixed
 }
 
 // Evict deletes entries inside tx until the cache fits its capacity, if it
-// is over. fixed is as for Used.
+// is over. fixed is as for Used. The victims' dead extents are
+// tx.Freed[Result.FirstVictim:]: the committer reclaims them all right
+// after the commit. Least recently used values were mostly written
+// together, so they lie in runs that punch well even when small.
 func Evict(tx *manifest.Tx, fixed int64) (Result, error) {
 	var r Result
 	u, err := tx.Usage()
 	r.Capacity = u.Capacity
+	r.FirstVictim = len(tx.Freed)
 	if err != nil || u.Capacity <= 0 {
 		return r, err
 	}
 	used := Used(tx, u, fixed)
+	r.FirstVictim = len(tx.Freed)
 	if used <= u.Capacity {
 		return r, nil
 	}

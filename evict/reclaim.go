@@ -119,12 +119,12 @@ func (r *Reclaimer) reclaimFile(ctx context.Context, id int64, ds []manifest.Dea
 		return nil, false, err
 	}
 	defer f.Close()
-	gaps, stale, err := r.gaps(ctx, id, ds)
+	gaps, finished, err := r.gaps(ctx, id, ds)
 	if err != nil {
 		return nil, false, err
 	}
-	r.bumpAll(stale)
-	done := extentIDs(stale)
+	r.bumpAll(finished)
+	done := extentIDs(finished)
 	gone := false
 	for _, g := range gaps {
 		ids, removed, err := r.reclaimGap(ctx, f, id, g)
@@ -139,26 +139,28 @@ func (r *Reclaimer) reclaimFile(ctx context.Context, id int64, ds []manifest.Dea
 
 // gaps finds the gap around each dead extent, merging those that share one.
 // An extent that overlaps a live value is stale: its region was cut off
-// with the file's tail and has been written again since (the row could not
-// be deleted before a crash). It is returned in stale, never to be punched.
-func (r *Reclaimer) gaps(ctx context.Context, id int64, ds []manifest.DeadExtent) (gs []gap, stale []manifest.DeadExtent, err error) {
-	for _, d := range ds {
-		lo, err := r.M.PrevEnd(ctx, id, d.Offset)
-		if err != nil {
-			return nil, nil, err
+// with the file's tail and has been written again since. It is returned in
+// stale, never to be punched. So is an extent whose gap holds no whole block
+// to punch (a small value between live neighbours): it is done, and its
+// bytes come back when a neighbour dies and the gap grows.
+func (r *Reclaimer) gaps(ctx context.Context, id int64, ds []manifest.DeadExtent) (gs []gap, done []manifest.DeadExtent, err error) {
+	found, err := r.M.Gaps(ctx, id, extentIDs(ds))
+	if err != nil {
+		return nil, nil, err
+	}
+	a := r.Dir.Align()
+	for _, g := range found {
+		switch {
+		case g.Lo > g.Offset || (g.Hi >= 0 && g.Hi < g.Offset+g.Footprint):
+			done = append(done, g.DeadExtent) // stale
+		case g.Hi >= 0 && values.AlignDown(g.Hi, a) <= values.AlignUp(g.Lo, a):
+			done = append(done, g.DeadExtent) // nothing whole to punch
+		default:
+			gs = append(gs, gap{lo: g.Lo, hi: g.Hi})
 		}
-		hi, err := r.M.NextStart(ctx, id, d.Offset)
-		if err != nil {
-			return nil, nil, err
-		}
-		if lo > d.Offset || (hi >= 0 && hi < d.Offset+d.Footprint) {
-			stale = append(stale, d)
-			continue
-		}
-		gs = append(gs, gap{lo: lo, hi: hi})
 	}
 	slices.SortFunc(gs, func(a, b gap) int { return cmp.Compare(a.lo, b.lo) })
-	return slices.Compact(gs), stale, nil
+	return slices.Compact(gs), done, nil
 }
 
 // reclaimGap gives back the gap g of file f: a tail (hi < 0) is cut off if

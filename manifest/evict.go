@@ -3,6 +3,7 @@ package manifest
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 )
 
 // SettingCapacity names the capacity setting: the bytes the cache may hold
@@ -25,12 +26,12 @@ type Usage struct {
 // Usage reads the totals and settings inside the transaction.
 func (tx *Tx) Usage() (Usage, error) {
 	var u Usage
-	err := tx.tx.Get(&u.Totals, `SELECT entry_count, live_bytes, live_footprint, dead_count, dead_footprint FROM totals`)
+	err := tx.get(&u.Totals, `SELECT entry_count, live_bytes, live_footprint, dead_count, dead_footprint FROM totals`)
 	if err != nil {
 		return u, err
 	}
 	var cap, over sql.NullInt64
-	err = tx.tx.QueryRow(`SELECT (SELECT value FROM settings WHERE name = ?), (SELECT value FROM settings WHERE name = ?)`,
+	err = tx.queryRow(`SELECT (SELECT value FROM settings WHERE name = ?), (SELECT value FROM settings WHERE name = ?)`,
 		SettingCapacity, SettingOverhead).Scan(&cap, &over)
 	u.Capacity, u.Overhead = cap.Int64, over.Int64
 	return u, err
@@ -48,13 +49,13 @@ type Victim struct {
 // its own index, so choosing victims costs the same whatever the cache's size.
 func (tx *Tx) Victims(limit int) ([]Victim, error) {
 	var vs []Victim
-	err := tx.tx.Select(&vs, `SELECT key_id, footprint, 1 AS expired FROM entries
+	err := tx.sel(&vs, `SELECT key_id, footprint, 1 AS expired FROM entries
 		WHERE expires_ns IS NOT NULL AND expires_ns <= ? ORDER BY expires_ns LIMIT ?`, tx.Now, limit)
 	if err != nil || len(vs) == limit {
 		return vs, err
 	}
 	var lru []Victim
-	err = tx.tx.Select(&lru, `SELECT key_id, footprint, 0 AS expired FROM entries
+	err = tx.sel(&lru, `SELECT key_id, footprint, 0 AS expired FROM entries
 		WHERE expires_ns IS NULL OR expires_ns > ? ORDER BY last_used_ns, key_id LIMIT ?`, tx.Now, limit-len(vs))
 	return append(vs, lru...), err
 }
@@ -62,24 +63,28 @@ func (tx *Tx) Victims(limit int) ([]Victim, error) {
 // ExpiredCount is the number of entries whose expiry has passed.
 func (tx *Tx) ExpiredCount() (int64, error) {
 	var n int64
-	err := tx.tx.Get(&n, `SELECT count(*) FROM entries WHERE expires_ns IS NOT NULL AND expires_ns <= ?`, tx.Now)
+	err := tx.get(&n, `SELECT count(*) FROM entries WHERE expires_ns IS NOT NULL AND expires_ns <= ?`, tx.Now)
 	return n, err
 }
 
-// DeleteDead removes dead-extent rows once their regions are given back.
+// DeleteDead removes dead-extent rows once their regions are given back,
+// in one statement.
 func (tx *Tx) DeleteDead(ids []int64) error {
-	for _, id := range ids {
-		if _, err := tx.tx.Exec(`DELETE FROM dead_extents WHERE extent_id = ?`, id); err != nil {
-			return err
-		}
+	if len(ids) == 0 {
+		return nil
 	}
-	return nil
+	list, err := json.Marshal(ids)
+	if err != nil {
+		return err
+	}
+	_, err = tx.exec(`DELETE FROM dead_extents WHERE extent_id IN (SELECT value FROM json_each(?))`, string(list))
+	return err
 }
 
 // HasExpired reports whether some entry expired at or before now.
 func (m *Manifest) HasExpired(ctx context.Context, now int64) (bool, error) {
 	var n int
-	err := m.r.GetContext(ctx, &n, `SELECT count(*) FROM (SELECT 1 FROM entries WHERE expires_ns IS NOT NULL AND expires_ns <= ? LIMIT 1)`, now)
+	err := m.rget(ctx, &n, `SELECT count(*) FROM (SELECT 1 FROM entries WHERE expires_ns IS NOT NULL AND expires_ns <= ? LIMIT 1)`, now)
 	return n > 0, err
 }
 
@@ -87,7 +92,7 @@ func (m *Manifest) HasExpired(ctx context.Context, now int64) (bool, error) {
 // regions as dead, and returns how many it deleted.
 func (tx *Tx) DeleteExpired(limit int) (int, error) {
 	var ids []int64
-	if err := tx.tx.Select(&ids, `SELECT key_id FROM entries WHERE expires_ns IS NOT NULL AND expires_ns <= ? ORDER BY expires_ns LIMIT ?`, tx.Now, limit); err != nil {
+	if err := tx.sel(&ids, `SELECT key_id FROM entries WHERE expires_ns IS NOT NULL AND expires_ns <= ? ORDER BY expires_ns LIMIT ?`, tx.Now, limit); err != nil {
 		return 0, err
 	}
 	for _, id := range ids {

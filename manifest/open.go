@@ -85,6 +85,8 @@ type Manifest struct {
 	r     *sqlx.DB // query-only pool
 	cfg   Config
 	stmts readStmts
+	rs    *stmtCache // statements prepared on r
+	ws    *stmtCache // statements prepared on w
 }
 
 // Open opens the manifest in dir, creating or upgrading it under an exclusive
@@ -118,6 +120,7 @@ func Open(ctx context.Context, dir string, cfg Config) (_ *Manifest, err error) 
 		return nil, err
 	}
 	m.w.SetMaxOpenConns(1)
+	m.ws = newStmtCache(m.w)
 	if err := m.migrate(ctx); err != nil {
 		return nil, err
 	}
@@ -131,6 +134,7 @@ func Open(ctx context.Context, dir string, cfg Config) (_ *Manifest, err error) 
 	}
 	m.r.SetMaxOpenConns(cfg.ReadConns)
 	m.r.SetMaxIdleConns(cfg.ReadConns)
+	m.rs = newStmtCache(m.r)
 	if err := m.prepare(ctx); err != nil {
 		return nil, err
 	}
@@ -141,6 +145,8 @@ func Open(ctx context.Context, dir string, cfg Config) (_ *Manifest, err error) 
 func (m *Manifest) Close() error {
 	var errs []error
 	m.stmts.close()
+	m.rs.close()
+	m.ws.close()
 	for _, db := range []*sqlx.DB{m.r, m.w} {
 		if db != nil {
 			errs = append(errs, db.Close())
@@ -163,6 +169,9 @@ func openDB(path string, sync, readOnly bool) (*sqlx.DB, error) {
 	} else {
 		q.Add("_pragma", "synchronous(NORMAL)")
 	}
+	// Savepoints (one per request in a group commit) copy every page they
+	// first touch to a statement journal: in memory, not a temporary file.
+	q.Add("_pragma", "temp_store(MEMORY)")
 	if readOnly {
 		q.Add("_pragma", "query_only(1)")
 	} else {

@@ -3,6 +3,7 @@ package manifest
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 )
 
@@ -77,7 +78,7 @@ func (m *Manifest) Lookup(ctx context.Context, key []byte) (Location, error) {
 // Entry returns key's whole row, or fs.ErrNotExist.
 func (m *Manifest) Entry(ctx context.Context, key []byte) (Entry, error) {
 	var e Entry
-	err := m.r.GetContext(ctx, &e, `SELECT `+entryColumns+` FROM entries WHERE key = ?`, key)
+	err := m.rget(ctx, &e, `SELECT `+entryColumns+` FROM entries WHERE key = ?`, key)
 	return e, scanErr(err)
 }
 
@@ -102,35 +103,35 @@ func (m *Manifest) List(ctx context.Context, lo, hi, after []byte, now int64, li
 	q += ` ORDER BY key LIMIT ?`
 	args = append(args, limit)
 	var es []Entry
-	err := m.r.SelectContext(ctx, &es, q, args...)
+	err := m.rsel(ctx, &es, q, args...)
 	return es, err
 }
 
 // Totals returns the running sums.
 func (m *Manifest) Totals(ctx context.Context) (Totals, error) {
 	var t Totals
-	err := m.r.GetContext(ctx, &t, `SELECT entry_count, live_bytes, live_footprint, dead_count, dead_footprint FROM totals`)
+	err := m.rget(ctx, &t, `SELECT entry_count, live_bytes, live_footprint, dead_count, dead_footprint FROM totals`)
 	return t, err
 }
 
 // FileEntries returns the live entries stored in file id, in offset order.
 func (m *Manifest) FileEntries(ctx context.Context, fileID int64) ([]Entry, error) {
 	var es []Entry
-	err := m.r.SelectContext(ctx, &es, `SELECT `+entryColumns+` FROM entries WHERE file_id = ? ORDER BY offset`, fileID)
+	err := m.rsel(ctx, &es, `SELECT `+entryColumns+` FROM entries WHERE file_id = ? ORDER BY offset`, fileID)
 	return es, err
 }
 
 // Files returns the ids of every value file the manifest knows.
 func (m *Manifest) Files(ctx context.Context) ([]int64, error) {
 	var ids []int64
-	err := m.r.SelectContext(ctx, &ids, `SELECT file_id FROM files ORDER BY file_id`)
+	err := m.rsel(ctx, &ids, `SELECT file_id FROM files ORDER BY file_id`)
 	return ids, err
 }
 
 // LiveEnd returns the end of the last live value in file id (0 if none).
 func (m *Manifest) LiveEnd(ctx context.Context, fileID int64) (int64, error) {
 	var end sql.NullInt64
-	err := m.r.GetContext(ctx, &end, `SELECT max(offset + footprint) FROM entries WHERE file_id = ?`, fileID)
+	err := m.rget(ctx, &end, `SELECT max(offset + footprint) FROM entries WHERE file_id = ?`, fileID)
 	return end.Int64, err
 }
 
@@ -148,7 +149,7 @@ type DeadExtent struct {
 // DeadExtents returns up to limit dead extents, oldest first.
 func (m *Manifest) DeadExtents(ctx context.Context, limit int) ([]DeadExtent, error) {
 	var ds []DeadExtent
-	err := m.r.SelectContext(ctx, &ds,
+	err := m.rsel(ctx, &ds,
 		`SELECT extent_id, file_id, offset, length, footprint, stripe, created_ns FROM dead_extents ORDER BY extent_id LIMIT ?`, limit)
 	return ds, err
 }
@@ -156,8 +157,16 @@ func (m *Manifest) DeadExtents(ctx context.Context, limit int) ([]DeadExtent, er
 // Setting reads a shared setting; a missing one is fs.ErrNotExist.
 func (m *Manifest) Setting(ctx context.Context, name string) (int64, error) {
 	var v int64
-	err := m.r.GetContext(ctx, &v, `SELECT value FROM settings WHERE name = ?`, name)
+	err := m.rget(ctx, &v, `SELECT value FROM settings WHERE name = ?`, name)
 	return v, scanErr(err)
+}
+
+// IsSQLError reports whether err came from SQLite itself (as opposed to a
+// request's own verdict, like fs.ErrNotExist).
+func IsSQLError(err error) bool {
+	type coder interface{ Code() int }
+	var c coder
+	return errors.As(err, &c)
 }
 
 // IsBusy reports whether err is SQLite's "database is locked".
@@ -171,7 +180,7 @@ func IsBusy(err error) bool {
 // order: a way to walk every row without holding a transaction open.
 func (m *Manifest) EntriesAfter(ctx context.Context, after int64, limit int) ([]Entry, error) {
 	var es []Entry
-	err := m.r.SelectContext(ctx, &es, `SELECT `+entryColumns+` FROM entries WHERE key_id > ? ORDER BY key_id LIMIT ?`, after, limit)
+	err := m.rsel(ctx, &es, `SELECT `+entryColumns+` FROM entries WHERE key_id > ? ORDER BY key_id LIMIT ?`, after, limit)
 	return es, err
 }
 
@@ -201,7 +210,7 @@ func (m *Manifest) CheckTotals(ctx context.Context) (kept, counted Totals, err e
 // footprint.
 func (m *Manifest) Overlaps(ctx context.Context, fileID int64) ([]string, error) {
 	var out []string
-	rows, err := m.r.QueryxContext(ctx, `
+	rows, err := m.rqueryx(ctx, `
 		SELECT 'live key_id ' || a.key_id || ' [' || a.offset || ',' || (a.offset + a.footprint) || ') overlaps live key_id ' || b.key_id
 		FROM entries a JOIN entries b ON b.file_id = a.file_id AND b.key_id > a.key_id
 		WHERE a.file_id = ?1 AND a.footprint > 0 AND b.footprint > 0
@@ -229,7 +238,7 @@ func (m *Manifest) Overlaps(ctx context.Context, fileID int64) ([]string, error)
 // refer to.
 func (m *Manifest) EntryFiles(ctx context.Context) ([]int64, error) {
 	var ids []int64
-	err := m.r.SelectContext(ctx, &ids, `SELECT file_id FROM entries WHERE file_id != 0 UNION SELECT file_id FROM dead_extents ORDER BY 1`)
+	err := m.rsel(ctx, &ids, `SELECT file_id FROM entries WHERE file_id != 0 UNION SELECT file_id FROM dead_extents ORDER BY 1`)
 	return ids, err
 }
 
@@ -238,7 +247,7 @@ func (m *Manifest) EntryFiles(ctx context.Context) ([]int64, error) {
 // overlap, so no live byte between that end and off exists.
 func (m *Manifest) PrevEnd(ctx context.Context, id, off int64) (int64, error) {
 	var end int64
-	err := m.r.GetContext(ctx, &end,
+	err := m.rget(ctx, &end,
 		`SELECT offset + footprint FROM entries WHERE file_id = ? AND offset < ? ORDER BY offset DESC LIMIT 1`, id, off)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
@@ -250,7 +259,7 @@ func (m *Manifest) PrevEnd(ctx context.Context, id, off int64) (int64, error) {
 // starts at or after off, or -1 if there is none.
 func (m *Manifest) NextStart(ctx context.Context, id, off int64) (int64, error) {
 	var start int64
-	err := m.r.GetContext(ctx, &start,
+	err := m.rget(ctx, &start,
 		`SELECT offset FROM entries WHERE file_id = ? AND offset >= ? ORDER BY offset LIMIT 1`, id, off)
 	if errors.Is(err, sql.ErrNoRows) {
 		return -1, nil
@@ -265,7 +274,7 @@ func (m *Manifest) LiveIn(ctx context.Context, id, start, end int64) (bool, erro
 		end = 1<<63 - 1
 	}
 	var last Entry
-	err := m.r.GetContext(ctx, &last,
+	err := m.rget(ctx, &last,
 		`SELECT `+entryColumns+` FROM entries WHERE file_id = ? AND offset < ? ORDER BY offset DESC LIMIT 1`, id, end)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
@@ -280,7 +289,7 @@ func (m *Manifest) DeadIn(ctx context.Context, id, lo, hi int64) ([]DeadExtent, 
 		hi = 1<<63 - 1
 	}
 	var ds []DeadExtent
-	err := m.r.SelectContext(ctx, &ds, `SELECT extent_id, file_id, offset, length, footprint, stripe, created_ns
+	err := m.rsel(ctx, &ds, `SELECT extent_id, file_id, offset, length, footprint, stripe, created_ns
 		FROM dead_extents WHERE file_id = ? AND offset >= ? AND offset < ? ORDER BY offset`, id, lo, hi)
 	return ds, err
 }
@@ -289,8 +298,35 @@ func (m *Manifest) DeadIn(ctx context.Context, id, lo, hi int64) ([]DeadExtent, 
 // (live or dead) accounts for: anything past it was never committed.
 func (m *Manifest) CommittedEnd(ctx context.Context, id int64) (int64, error) {
 	var end int64
-	err := m.r.GetContext(ctx, &end, `SELECT max(
+	err := m.rget(ctx, &end, `SELECT max(
 		coalesce((SELECT offset + footprint FROM entries WHERE file_id = ?1 ORDER BY offset DESC LIMIT 1), 0),
 		coalesce((SELECT offset + footprint FROM dead_extents WHERE file_id = ?1 ORDER BY offset DESC LIMIT 1), 0))`, id)
 	return end, err
+}
+
+// Gap is the run of a file around a dead extent with nothing live in it:
+// from the end of the live value before the extent (Lo, 0 if none) to the
+// start of the live value after it (Hi, -1 if none).
+type Gap struct {
+	DeadExtent
+	Lo int64 `db:"lo"`
+	Hi int64 `db:"hi"`
+}
+
+// Gaps returns the gap around each of the dead extents ids of file id, in
+// one query.
+func (m *Manifest) Gaps(ctx context.Context, id int64, ids []int64) ([]Gap, error) {
+	list, err := json.Marshal(ids)
+	if err != nil {
+		return nil, err
+	}
+	var gs []Gap
+	err = m.rsel(ctx, &gs, `SELECT d.extent_id, d.file_id, d.offset, d.length, d.footprint, d.stripe, d.created_ns,
+		coalesce((SELECT e.offset + e.footprint FROM entries e WHERE e.file_id = d.file_id AND e.offset < d.offset
+			ORDER BY e.offset DESC LIMIT 1), 0) AS lo,
+		coalesce((SELECT e.offset FROM entries e WHERE e.file_id = d.file_id AND e.offset >= d.offset
+			ORDER BY e.offset LIMIT 1), -1) AS hi
+		FROM dead_extents d WHERE d.file_id = ? AND d.extent_id IN (SELECT value FROM json_each(?))
+		ORDER BY d.offset`, id, string(list))
+	return gs, err
 }

@@ -15,10 +15,10 @@ import (
 // the commit, and before any region it freed can be reclaimed.
 type Tx struct {
 	tx      *sqlx.Tx
+	ctx     context.Context
 	m       *Manifest
 	Now     int64
 	stripes map[int]struct{}
-	sp      int
 	// Freed lists the dead extents this transaction recorded, for the
 	// committer to reclaim right after the commit.
 	Freed []DeadExtent
@@ -31,7 +31,8 @@ func (m *Manifest) Update(ctx context.Context, fn func(*Tx) error) ([]int, error
 	if err != nil {
 		return nil, fmt.Errorf("begin: %w", err)
 	}
-	tx := &Tx{tx: sqltx, m: m, Now: m.now(), stripes: map[int]struct{}{}}
+	tx := &Tx{tx: sqltx, ctx: ctx, m: m, Now: m.now(), stripes: map[int]struct{}{}}
+	defer m.ws.preparePending(ctx)
 	if err := fn(tx); err != nil {
 		sqltx.Rollback()
 		return nil, err
@@ -50,19 +51,19 @@ func (m *Manifest) Update(ctx context.Context, fn func(*Tx) error) ([]int, error
 // and the rest of the transaction goes on. Group commit uses it so that one
 // failing request does not fail the others committed with it.
 func (tx *Tx) Savepoint(fn func() error) error {
-	tx.sp++
-	name := fmt.Sprintf("sp%d", tx.sp)
-	if _, err := tx.tx.Exec("SAVEPOINT " + name); err != nil {
+	// One name serves every savepoint: each is released or rolled back
+	// before the next begins.
+	if _, err := tx.exec("SAVEPOINT request"); err != nil {
 		return err
 	}
 	if err := fn(); err != nil {
-		if _, rerr := tx.tx.Exec("ROLLBACK TO " + name); rerr != nil {
+		if _, rerr := tx.exec("ROLLBACK TO request"); rerr != nil {
 			return errors.Join(err, rerr)
 		}
-		tx.tx.Exec("RELEASE " + name)
+		tx.exec("RELEASE request")
 		return err
 	}
-	_, err := tx.tx.Exec("RELEASE " + name)
+	_, err := tx.exec("RELEASE request")
 	return err
 }
 
@@ -91,7 +92,7 @@ func (tx *Tx) Insert(e NewEntry) error {
 	if e.Expires != 0 {
 		exp = sql.NullInt64{Int64: e.Expires, Valid: true}
 	}
-	_, err := tx.tx.Exec(`INSERT INTO entries (key, file_id, offset, length, footprint, checksum, created_ns, last_used_ns, expires_ns)
+	_, err := tx.exec(`INSERT INTO entries (key, file_id, offset, length, footprint, checksum, created_ns, last_used_ns, expires_ns)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		e.Key, e.FileID, e.Offset, e.Length, e.Footprint, int64(e.Checksum), tx.Now, tx.Now, exp)
 	tx.touch(e.Key)
@@ -109,7 +110,7 @@ func (tx *Tx) Delete(key []byte) error {
 }
 
 func (tx *Tx) deleteKey(key []byte) (bool, error) {
-	rows, err := tx.tx.Queryx(`DELETE FROM entries WHERE key = ? RETURNING `+entryColumns, key)
+	rows, err := tx.queryx(`DELETE FROM entries WHERE key = ? RETURNING `+entryColumns, key)
 	if err != nil {
 		return false, err
 	}
@@ -147,7 +148,7 @@ func (tx *Tx) recordDead(e *Entry) error {
 	}
 	d := DeadExtent{FileID: e.FileID, Offset: e.Offset, Length: e.Length, Footprint: e.Footprint,
 		Stripe: int64(tx.m.cfg.StripeOf(e.Key)), Created: tx.Now}
-	err := tx.tx.Get(&d.ExtentID, `INSERT INTO dead_extents (file_id, offset, length, footprint, stripe, created_ns)
+	err := tx.get(&d.ExtentID, `INSERT INTO dead_extents (file_id, offset, length, footprint, stripe, created_ns)
 		VALUES (?, ?, ?, ?, ?, ?) RETURNING extent_id`, d.FileID, d.Offset, d.Length, d.Footprint, d.Stripe, d.Created)
 	tx.Freed = append(tx.Freed, d)
 	return err
@@ -157,7 +158,7 @@ func (tx *Tx) recordDead(e *Entry) error {
 // and returns how many it removed.
 func (tx *Tx) DeleteRange(lo, hi []byte) (int, error) {
 	q, args := rangeWhere(lo, hi)
-	rows, err := tx.tx.Queryx(`DELETE FROM entries WHERE `+q+` RETURNING `+entryColumns, args...)
+	rows, err := tx.queryx(`DELETE FROM entries WHERE `+q+` RETURNING `+entryColumns, args...)
 	if err != nil {
 		return 0, err
 	}
@@ -177,7 +178,7 @@ func (tx *Tx) DeleteRange(lo, hi []byte) (int, error) {
 // as dead. It is how a read that found a bad value drops exactly that value,
 // and not a newer one put under the same key meanwhile.
 func (tx *Tx) DeleteEntry(keyID int64) error {
-	rows, err := tx.tx.Queryx(`DELETE FROM entries WHERE key_id = ? RETURNING `+entryColumns, keyID)
+	rows, err := tx.queryx(`DELETE FROM entries WHERE key_id = ? RETURNING `+entryColumns, keyID)
 	if err != nil {
 		return err
 	}
@@ -206,7 +207,7 @@ func rangeWhere(lo, hi []byte) (string, []any) {
 func (tx *Tx) Rename(from, to []byte) error {
 	if string(from) == string(to) {
 		var n int
-		if err := tx.tx.Get(&n, `SELECT count(*) FROM entries WHERE key = ?`, from); err != nil {
+		if err := tx.get(&n, `SELECT count(*) FROM entries WHERE key = ?`, from); err != nil {
 			return err
 		}
 		if n == 0 {
@@ -215,13 +216,13 @@ func (tx *Tx) Rename(from, to []byte) error {
 		return nil
 	}
 	var id int64
-	if err := tx.tx.Get(&id, `SELECT key_id FROM entries WHERE key = ?`, from); err != nil {
+	if err := tx.get(&id, `SELECT key_id FROM entries WHERE key = ?`, from); err != nil {
 		return scanErr(err)
 	}
 	if _, err := tx.deleteKey(to); err != nil {
 		return err
 	}
-	if _, err := tx.tx.Exec(`UPDATE entries SET key = ? WHERE key_id = ?`, to, id); err != nil {
+	if _, err := tx.exec(`UPDATE entries SET key = ? WHERE key_id = ?`, to, id); err != nil {
 		return err
 	}
 	tx.touch(from)
@@ -235,7 +236,16 @@ func (tx *Tx) Rename(from, to []byte) error {
 // It returns how many keys moved.
 func (tx *Tx) MovePrefix(lo, hi, from, to []byte) (int, error) {
 	q, args := rangeWhere(lo, hi)
-	rows, err := tx.tx.Queryx(`DELETE FROM entries WHERE `+q+` RETURNING `+entryColumns, args...)
+	if max := tx.m.cfg.MaxKey; max > 0 && len(to) > len(from) {
+		var longest sql.NullInt64
+		if err := tx.get(&longest, `SELECT max(length(key)) FROM entries WHERE `+q, args...); err != nil {
+			return 0, err
+		}
+		if n := int(longest.Int64) - len(from) + len(to); longest.Valid && n > max {
+			return 0, fmt.Errorf("%w: moved key would be %d bytes, more than %d", ErrKeyTooLong, n, max)
+		}
+	}
+	rows, err := tx.queryx(`DELETE FROM entries WHERE `+q+` RETURNING `+entryColumns, args...)
 	if err != nil {
 		return 0, err
 	}
@@ -247,16 +257,13 @@ func (tx *Tx) MovePrefix(lo, hi, from, to []byte) (int, error) {
 		e := &moved[i]
 		tx.touch(e.Key)
 		e.Key = append(append([]byte{}, to...), e.Key[len(from):]...)
-		if max := tx.m.cfg.MaxKey; max > 0 && len(e.Key) > max {
-			return 0, fmt.Errorf("%w: moved key would be %d bytes, more than %d", ErrKeyTooLong, len(e.Key), max)
-		}
 		if _, err := tx.deleteKey(e.Key); err != nil {
 			return 0, err
 		}
 	}
 	for i := range moved {
 		e := &moved[i]
-		if _, err := tx.tx.Exec(`INSERT INTO entries (`+entryColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		if _, err := tx.exec(`INSERT INTO entries (`+entryColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			e.KeyID, e.Key, e.FileID, e.Offset, e.Length, e.Footprint, e.Checksum, e.Created, e.LastUsed, e.Expires); err != nil {
 			return 0, err
 		}
@@ -268,26 +275,26 @@ func (tx *Tx) MovePrefix(lo, hi, from, to []byte) (int, error) {
 // Touch records that key_id was read at ns, if that is later than what the
 // row holds.
 func (tx *Tx) Touch(keyID, ns int64) error {
-	_, err := tx.tx.Exec(`UPDATE entries SET last_used_ns = ? WHERE key_id = ? AND last_used_ns < ?`, ns, keyID, ns)
+	_, err := tx.exec(`UPDATE entries SET last_used_ns = ? WHERE key_id = ? AND last_used_ns < ?`, ns, keyID, ns)
 	return err
 }
 
 // NewFile allocates a value file id. Ids are never reused.
 func (tx *Tx) NewFile() (int64, error) {
 	var id int64
-	err := tx.tx.Get(&id, `INSERT INTO files (created_ns) VALUES (?) RETURNING file_id`, tx.Now)
+	err := tx.get(&id, `INSERT INTO files (created_ns) VALUES (?) RETURNING file_id`, tx.Now)
 	return id, err
 }
 
 // SetSetting sets a shared setting.
 func (tx *Tx) SetSetting(name string, v int64) error {
-	_, err := tx.tx.Exec(`INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value`, name, v)
+	_, err := tx.exec(`INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value`, name, v)
 	return err
 }
 
 // FixTotals sets the running sums to what the rows say.
 func (tx *Tx) FixTotals() error {
-	_, err := tx.tx.Exec(`UPDATE totals SET
+	_, err := tx.exec(`UPDATE totals SET
 		entry_count = (SELECT count(*) FROM entries),
 		live_bytes = (SELECT coalesce(sum(length), 0) FROM entries),
 		live_footprint = (SELECT coalesce(sum(footprint), 0) FROM entries),
@@ -298,14 +305,14 @@ func (tx *Tx) FixTotals() error {
 
 // ForgetFile removes file id from the files table once the file is gone.
 func (tx *Tx) ForgetFile(id int64) error {
-	_, err := tx.tx.Exec(`DELETE FROM files WHERE file_id = ?`, id)
+	_, err := tx.exec(`DELETE FROM files WHERE file_id = ?`, id)
 	return err
 }
 
 // ForgetFileIfUnused removes file id from the files table if no live or dead
 // row refers to it.
 func (tx *Tx) ForgetFileIfUnused(id int64) error {
-	_, err := tx.tx.Exec(`DELETE FROM files WHERE file_id = ?1
+	_, err := tx.exec(`DELETE FROM files WHERE file_id = ?1
 		AND NOT EXISTS (SELECT 1 FROM entries WHERE file_id = ?1)
 		AND NOT EXISTS (SELECT 1 FROM dead_extents WHERE file_id = ?1)`, id)
 	return err
