@@ -12,6 +12,7 @@ import (
 	"github.com/cespare/xxhash/v2"
 
 	"github.com/seed475afdc4/possum/manifest"
+	"github.com/seed475afdc4/possum/values"
 )
 
 // Report is what Verify found.
@@ -164,8 +165,14 @@ func (c *Cache) verifyFiles(ctx context.Context, r *Report, repair bool) error {
 		if _, ok := slices.BinarySearch(known, id); ok {
 			continue
 		}
-		r.Problems = append(r.Problems, Problem{Kind: "orphan file", FileID: id, Detail: "not in the manifest"})
-		if repair && os.Remove(c.files.FileName(id)) == nil {
+		orphan, removed, err := c.checkOrphan(ctx, id, repair)
+		if err != nil {
+			return err
+		}
+		if orphan {
+			r.Problems = append(r.Problems, Problem{Kind: "orphan file", FileID: id, Detail: "not in the manifest"})
+		}
+		if removed {
 			r.Repaired++
 		}
 	}
@@ -176,6 +183,32 @@ func (c *Cache) verifyFiles(ctx context.Context, r *Report, repair bool) error {
 		}
 	}
 	return nil
+}
+
+// checkOrphan decides whether value file id, which the manifest did not
+// list, is an orphan: nobody holds any lock on it (a reclaimer removing it
+// holds the whole file), and the manifest still does not know it once the
+// file is locked. With repair it is removed, still locked.
+func (c *Cache) checkOrphan(ctx context.Context, id int64, repair bool) (orphan, removed bool, err error) {
+	f, err := os.OpenFile(c.files.FileName(id), os.O_RDWR|values.NoFollow, 0)
+	if err != nil {
+		return false, false, nil // gone meanwhile
+	}
+	defer f.Close()
+	if values.LockRange(f, values.WriteLock, 0, 0) != nil {
+		return false, false, nil // in use: not an orphan, or not yet
+	}
+	known, err := c.m.Files(ctx)
+	if err != nil {
+		return false, false, err
+	}
+	if _, ok := slices.BinarySearch(known, id); ok {
+		return false, false, nil
+	}
+	if repair && os.Remove(c.files.FileName(id)) == nil {
+		removed = true
+	}
+	return true, removed, nil
 }
 
 func (c *Cache) verifyTotals(ctx context.Context, r *Report, repair bool) error {
