@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -37,6 +38,19 @@ func allocated(t testing.TB, dir string) int64 {
 		return nil
 	})
 	return n
+}
+
+// describeDir lists dir's files with their sizes and allocations.
+func describeDir(dir string) string {
+	var b strings.Builder
+	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if fi, err := d.Info(); err == nil {
+			st := fi.Sys().(*syscall.Stat_t)
+			fmt.Fprintf(&b, "  %-40s size %10d allocated %10d\n", strings.TrimPrefix(path, dir), fi.Size(), st.Blocks*512)
+		}
+		return nil
+	})
+	return b.String()
 }
 
 // valueFilesAllocated is the st_blocks of the value files alone, in bytes.
@@ -100,8 +114,8 @@ func writeCold(t testing.TB, c *possum.Cache, dir, prefix string, load int64, in
 		written += int64(size)
 		if du := allocated(t, dir); du > limit {
 			st := c.Stats()
-			t.Fatalf("after %d puts (%d bytes) the directory holds %d bytes, over the limit %d (capacity %d)\nstats %+v",
-				n+1, written, du, limit, testCap, st)
+			t.Fatalf("after %d puts (%d bytes) the directory holds %d bytes, over the limit %d (capacity %d)\nstats %+v\n%s",
+				n+1, written, du, limit, testCap, st, describeDir(dir))
 		}
 		readHotSet(t, c)
 	}
@@ -276,9 +290,11 @@ func childCmd(t testing.TB, name string, env ...string) *exec.Cmd {
 // normal run.
 func TestChild(t *testing.T) {
 	children := map[string]func(*testing.T){
-		"capacity": childCapacity,
-		"slow-put": childSlowPut,
-		"churn":    childChurn,
+		"capacity":  childCapacity,
+		"slow-put":  childSlowPut,
+		"churn":     childChurn,
+		"churn-big": childChurnBig,
+		"hold":      childHold,
 	}
 	name := os.Getenv("POSSUM_CHILD")
 	if name == "" {

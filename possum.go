@@ -42,6 +42,11 @@ type Cache struct {
 	reclaimer, inline *evict.Reclaimer
 	reclaimMu         sync.Mutex
 	bg                background
+	// cloneOK says whether the values directory can clone ranges,
+	// probed on the first Open of a large value.
+	cloneProbe sync.Once
+	cloneOK    atomic.Bool
+
 	// capacity caches the shared capacity, refreshed by every commit, so
 	// that a put can refuse a value larger than it while streaming.
 	capacity atomic.Int64
@@ -58,6 +63,8 @@ type Cache struct {
 type counters struct {
 	hits, misses, expired, corrupt, retries atomic.Int64
 	evictions, expirations                  atomic.Int64
+	clones, locks                           atomic.Int64 // values pinned by clone, by range lock
+	copyRangeBytes, sendfileBytes           atomic.Int64 // bytes WriteTo moved in the kernel
 	reclaim                                 evict.Counters
 }
 
@@ -122,6 +129,9 @@ func (c *Cache) open(ctx context.Context) error {
 		MaxKey:   MaxKeySize,
 		Now:      c.opts.now,
 		Init:     c.initFiles,
+		// Before SQLite creates its files: none of them may be
+		// preallocated (see values.NoPreallocDir).
+		Prepare: func() { values.NoPreallocDir(c.dir) },
 	})
 	if err != nil {
 		return writableErr(err)

@@ -37,6 +37,10 @@ type Stats struct {
 	PunchFailures    int64 // punches the filesystem refused; space came back by other means
 	Truncations      int64 // dead file tails cut off
 	FilesRemoved     int64 // value files removed with nothing live in them
+	OpenedByClone    int64 // large values Open pinned by cloning their blocks (xfs, btrfs)
+	OpenedByLock     int64 // large values Open pinned by a shared range lock (elsewhere)
+	CopyRangeBytes   int64 // bytes Value.WriteTo moved with copy_file_range
+	SendfileBytes    int64 // bytes Value.WriteTo moved with sendfile
 
 	// Err is set if the manifest could not be read; the shared figures are
 	// then zero.
@@ -61,6 +65,10 @@ func (c *Cache) Stats() Stats {
 		PunchFailures:    c.stats.reclaim.PunchFailures.Load(),
 		Truncations:      c.stats.reclaim.Truncations.Load(),
 		FilesRemoved:     c.stats.reclaim.FilesRemoved.Load(),
+		OpenedByClone:    c.stats.clones.Load(),
+		OpenedByLock:     c.stats.locks.Load(),
+		CopyRangeBytes:   c.stats.copyRangeBytes.Load(),
+		SendfileBytes:    c.stats.sendfileBytes.Load(),
 	}
 	if err := c.enter(); err != nil {
 		s.Err = err

@@ -70,6 +70,9 @@ type Config struct {
 	MaxKey int
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Prepare, if set, runs under the directory lock once the directory is
+	// known to be a cache (or empty), before the database is opened.
+	Prepare func()
 	// Init, if set, runs while the directory lock is still held, after the
 	// migrations: the place to create the cache's other files.
 	Init func() error
@@ -109,6 +112,9 @@ func Open(ctx context.Context, dir string, cfg Config) (_ *Manifest, err error) 
 	path := filepath.Join(dir, FileName)
 	if err := checkIsCache(dir, path); err != nil {
 		return nil, err
+	}
+	if cfg.Prepare != nil {
+		cfg.Prepare()
 	}
 	m := &Manifest{path: path, cfg: cfg}
 	defer func() {
@@ -176,6 +182,9 @@ func openDB(path string, sync, readOnly bool) (*sqlx.DB, error) {
 		q.Add("_pragma", "query_only(1)")
 	} else {
 		q.Add("_pragma", "journal_mode(WAL)")
+		// After a checkpoint, cut the WAL back to this size: it counts
+		// against the cache's capacity like every other byte it holds.
+		q.Add("_pragma", "journal_size_limit(4194304)")
 		q.Set("_txlock", "immediate")
 	}
 	// SQLite reads "file:" names as URIs, so the path is escaped as one.

@@ -45,9 +45,9 @@ for fs in "${fss[@]}"; do
 	mnt="$work/mnt-$fs"
 	mount_fs "$fs" "$mnt"
 	echo "== go test on $fs ($(stat -f -c %T "$mnt"), block size $(stat -f -c %S "$mnt"))"
-	# Test directories on the filesystem under test; the build's own
-	# temporary files stay on /tmp.
-	TMPDIR="$mnt" GOTMPDIR=/tmp POSSUM_TEST_FS="$fs" go test "${flags[@]}"
+	# Test directories on the filesystem under test. t.TempDir follows
+	# GOTMPDIR when it is set, so it must point there too.
+	TMPDIR="$mnt" GOTMPDIR="$mnt" POSSUM_TEST_FS="$fs" go test "${flags[@]}"
 	umount "$mnt"
 	mounts=("${mounts[@]/$mnt}")
 done

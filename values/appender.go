@@ -102,6 +102,9 @@ func (d *Dir) openAppender(id int64, create bool) (*Appender, error) {
 	if err != nil {
 		return nil, err
 	}
+	if create {
+		noPrealloc(f, d.align)
+	}
 	a, err := d.takeTail(f, id)
 	if err != nil {
 		f.Close()

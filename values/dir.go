@@ -69,7 +69,9 @@ func OpenDir(path string, perm fs.FileMode) (*Dir, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Dir{path: path, align: max(4096, bs), perm: perm, files: map[int64]*os.File{}}, nil
+	align := max(4096, bs)
+	NoPreallocDir(path)
+	return &Dir{path: path, align: align, perm: perm, files: map[int64]*os.File{}}, nil
 }
 
 // Align is the alignment unit A = max(4096, statfs f_bsize).

@@ -2,6 +2,7 @@ package values
 
 import (
 	"os"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -63,4 +64,56 @@ func DataStart(f *os.File, off int64) (int64, error) {
 		return off, nil // no hole support: assume data
 	}
 	return n, err
+}
+
+// fsxattr is struct fsxattr of <linux/fs.h>, for FS_IOC_FS{GET,SET}XATTR.
+type fsxattr struct {
+	xflags, extsize, nextents, projid, cowextsize uint32
+	pad                                           [8]byte
+}
+
+const (
+	fsIOCGetXattr       = 0x801c581f // _IOR('X', 31, struct fsxattr)
+	fsIOCSetXattr       = 0x401c5820 // _IOW('X', 32, struct fsxattr)
+	fsXflagExtsize      = 0x800      // FS_XFLAG_EXTSIZE
+	fsXflagExtszInherit = 0x1000     // FS_XFLAG_EXTSZINHERIT
+)
+
+// noPrealloc stops xfs from preallocating space past the end of f while it
+// grows. xfs's speculative preallocation can hold several times a growing
+// file's size until the file is closed or minutes pass, and it counts in
+// st_blocks and du: it would make the cache's disk use overshoot its
+// capacity. An extent size hint of one block turns it off and changes
+// nothing else. Other filesystems do not preallocate; f is left alone.
+func noPrealloc(f *os.File, block int64) { setExtsize(f, fsXflagExtsize, block) }
+
+// NoPreallocDir makes files created in the directory dir inherit
+// noPrealloc's hint on xfs, including those possum does not create itself
+// (the manifest's WAL, which grows by appends and is recreated by SQLite).
+func NoPreallocDir(dir string) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	bs, err := blockSize(dir)
+	if err != nil {
+		return
+	}
+	setExtsize(f, fsXflagExtszInherit, max(4096, bs))
+}
+
+// setExtsize sets an extent size hint on f, on xfs only.
+func setExtsize(f *os.File, flag uint32, block int64) {
+	var st unix.Statfs_t
+	if unix.Fstatfs(int(f.Fd()), &st) != nil || st.Type != unix.XFS_SUPER_MAGIC {
+		return
+	}
+	var a fsxattr
+	if _, _, e := unix.Syscall(unix.SYS_IOCTL, f.Fd(), fsIOCGetXattr, uintptr(unsafe.Pointer(&a))); e != 0 {
+		return
+	}
+	a.xflags |= flag
+	a.extsize = uint32(block)
+	unix.Syscall(unix.SYS_IOCTL, f.Fd(), fsIOCSetXattr, uintptr(unsafe.Pointer(&a)))
 }

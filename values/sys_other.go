@@ -45,3 +45,47 @@ func blockSize(path string) (int64, error) {
 
 // DataStart assumes data everywhere where SEEK_DATA is not known to work.
 func DataStart(f *os.File, off int64) (int64, error) { return off, nil }
+
+// TempFile is not supported here: snapshots use range locks.
+func TempFile(dir string) (*os.File, error) { return nil, errUnsupported("O_TMPFILE", nil) }
+
+// CloneRange is not supported here.
+func CloneRange(dst, src *os.File, off, n int64) error { return errUnsupported("clone", nil) }
+
+// CloneFile is not supported here.
+func CloneFile(dst *os.File, doff int64, src *os.File, n int64) error {
+	return errUnsupported("clone", nil)
+}
+
+// ProbeClone reports false here.
+func ProbeClone(dir string) bool { return false }
+
+// CopyRange is not supported here: callers copy through memory.
+func CopyRange(dst, src *os.File, soff *int64, n int64) (int64, error) {
+	return 0, errUnsupported("copy_file_range", nil)
+}
+
+// Sendfile is not supported here.
+func Sendfile(fd int, src *os.File, off *int64, n int64) (int, error) {
+	return 0, errUnsupported("sendfile", nil)
+}
+
+// IsEAGAIN reports whether err means "try again when ready".
+func IsEAGAIN(err error) bool { return err == unix.EAGAIN }
+
+// MapReadOnly maps n bytes of f from off, read-only and shared.
+func MapReadOnly(f *os.File, off, n int64) ([]byte, error) {
+	return unix.Mmap(int(f.Fd()), off, int(n), unix.PROT_READ, unix.MAP_SHARED)
+}
+
+// Unmap undoes MapReadOnly.
+func Unmap(b []byte) error { return unix.Munmap(b) }
+
+// MayVanish reports false here.
+func MayVanish(path string) bool { return false }
+
+// noPrealloc does nothing here.
+func noPrealloc(f *os.File, block int64) {}
+
+// NoPreallocDir does nothing here.
+func NoPreallocDir(dir string) {}
