@@ -188,17 +188,28 @@ func (c *Cache) measureOverhead(ctx context.Context) error {
 var fixedNames = []string{manifest.FileName, manifest.FileName + "-wal", manifest.FileName + "-shm", "stripes", "README"}
 
 // fixedBytes is what the manifest, its WAL and the other small files hold
-// on disk.
-func (c *Cache) fixedBytes() int64 {
-	var n int64
+// on disk (actual), and how much of it counts against the capacity
+// (counted): the WAL counts up to manifest.WALLimit, which the committer
+// keeps it under by checkpointing (evicting values would not shrink it).
+// over says whether the WAL is past that.
+func (c *Cache) fixedBytes() (counted, actual int64, over bool) {
 	for _, name := range fixedNames {
-		if fi, err := os.Lstat(filepath.Join(c.dir, name)); err == nil {
-			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-				n += st.Blocks * 512
-			}
+		fi, err := os.Lstat(filepath.Join(c.dir, name))
+		if err != nil {
+			continue
 		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok {
+			continue
+		}
+		b := st.Blocks * 512
+		actual += b
+		if name == manifest.FileName+"-wal" && b > manifest.WALLimit {
+			b, over = manifest.WALLimit, true
+		}
+		counted += b
 	}
-	return n
+	return counted, actual, over
 }
 
 // setupCapacity applies Options.Capacity, or gives a new cache the default.

@@ -89,7 +89,7 @@ func readHotSet(t testing.TB, c *possum.Cache) {
 	for i := range hotKeys {
 		v, err := c.Get(ctx, hotKey(i))
 		if err != nil {
-			t.Fatalf("hot key %d: %v", i, err)
+			t.Fatalf("hot key %d: %v\nstats %+v\n%s", i, err, c.Stats(), describeDir(c.Dir()))
 		}
 		if !bytes.Equal(v, randBytes(hotSize, uint64(i))) {
 			t.Fatalf("hot key %d: wrong bytes", i)

@@ -131,7 +131,7 @@ func (k *committer) run(group []*commitReq) {
 		return
 	}
 	k.reclaimed, k.removed = nil, nil
-	fixed := c.fixedBytes()
+	fixed, _, walOver := c.fixedBytes()
 	var freed []manifest.DeadExtent
 	var res evict.Result
 	stripes, err := c.m.Update(context.Background(), func(tx *manifest.Tx) error {
@@ -175,6 +175,11 @@ func (k *committer) run(group []*commitReq) {
 	// gone, for every process to see.
 	if len(freed) > 0 {
 		k.reclaimNow(freed, res.FirstVictim)
+	}
+	if walOver {
+		if err := c.m.Checkpoint(context.Background()); err != nil {
+			c.log.Debug("possum: checkpoint", "err", err)
+		}
 	}
 	for _, r := range group {
 		close(r.done)

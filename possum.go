@@ -65,6 +65,7 @@ type counters struct {
 	evictions, expirations                  atomic.Int64
 	clones, locks                           atomic.Int64 // values pinned by clone, by range lock
 	copyRangeBytes, sendfileBytes           atomic.Int64 // bytes WriteTo moved in the kernel
+	putCloneBytes, putCopyBytes             atomic.Int64 // bytes puts of files cloned, copied in the kernel
 	reclaim                                 evict.Counters
 }
 

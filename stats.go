@@ -12,7 +12,7 @@ import (
 type Stats struct {
 	// Shared by every process.
 	Capacity    int64 // the most the cache may hold on disk
-	Used        int64 // what counts against it: LiveBlocks + DeadBytes + Overhead + ManifestBytes
+	Used        int64 // what counts against it: LiveBlocks + DeadBytes + Overhead + ManifestBytes (its WAL up to 4 MiB)
 	Overhead    int64 // bytes value files hold beyond their rows, as last measured
 	Entries     int64 // live keys
 	LiveBytes   int64 // sum of the live values' sizes
@@ -41,6 +41,8 @@ type Stats struct {
 	OpenedByLock     int64 // large values Open pinned by a shared range lock (elsewhere)
 	CopyRangeBytes   int64 // bytes Value.WriteTo moved with copy_file_range
 	SendfileBytes    int64 // bytes Value.WriteTo moved with sendfile
+	PutCloneBytes    int64 // bytes of files brought in by reflink (xfs, btrfs): shared, not copied
+	PutCopyBytes     int64 // bytes of files brought in by copy_file_range
 
 	// Err is set if the manifest could not be read; the shared figures are
 	// then zero.
@@ -69,6 +71,8 @@ func (c *Cache) Stats() Stats {
 		OpenedByLock:     c.stats.locks.Load(),
 		CopyRangeBytes:   c.stats.copyRangeBytes.Load(),
 		SendfileBytes:    c.stats.sendfileBytes.Load(),
+		PutCloneBytes:    c.stats.putCloneBytes.Load(),
+		PutCopyBytes:     c.stats.putCopyBytes.Load(),
 	}
 	if err := c.enter(); err != nil {
 		s.Err = err
@@ -86,10 +90,11 @@ func (c *Cache) Stats() Stats {
 	s.DeadExtents, s.DeadBytes = t.DeadExtents, t.DeadFootprint
 	s.Capacity, _ = c.m.Setting(ctx, manifest.SettingCapacity)
 	s.Overhead, _ = c.m.Setting(ctx, manifest.SettingOverhead)
-	s.ManifestBytes = c.fixedBytes()
-	s.Used = s.LiveBlocks + s.DeadBytes + s.Overhead + s.ManifestBytes
+	counted, actual, _ := c.fixedBytes()
+	s.ManifestBytes = actual
+	s.Used = s.LiveBlocks + s.DeadBytes + s.Overhead + counted
 	if d, err := c.reclaimer.MeasureDisk(ctx); err == nil {
-		s.DiskBytes = d.Allocated + s.ManifestBytes
+		s.DiskBytes = d.Allocated + actual
 	}
 	return s
 }

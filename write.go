@@ -89,50 +89,19 @@ func (c *Cache) settle(a *values.Appender, end int64, ok bool) {
 // an empty value needs none. On error, nothing past pos is kept.
 func (c *Cache) writeValue(ctx context.Context, getA func() (*values.Appender, error), pos int64,
 	key string, r io.Reader, opts *PutOptions) (manifest.NewEntry, int64, error) {
-	bp := copyBufs.Get().(*[]byte)
-	defer copyBufs.Put(bp)
-	buf := *bp
-	e := manifest.NewEntry{Key: []byte(key), Expires: c.expiry(opts)}
-	n, err := io.ReadFull(r, buf[:values.LargeValue])
-	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
-		return e, 0, err
-	}
-	small := err != nil
-	if small && n == 0 {
-		e.Checksum = xxhash.Sum64(nil)
-		return e, pos, nil // empty: no bytes anywhere
-	}
-	a, err := getA()
-	if err != nil {
-		return e, 0, err
-	}
-	if pos == 0 {
-		pos = a.End()
-	}
-	size := int64(n)
-	if !small {
-		size = values.LargeValue // only a lower bound: enough to place it
-	}
-	off, _ := c.files.Placement(pos, size)
-	w := &valueWriter{ctx: ctx, a: a, off: off, h: xxhash.New(), limit: c.capacity.Load()}
-	if _, err = w.Write(buf[:n]); err == nil && !small {
-		_, err = io.CopyBuffer(w, onlyReader{r}, buf)
-	}
-	_, fp := c.files.Placement(pos, w.n)
-	if err == nil && fp > w.n {
-		err = a.Reserve(off + fp)
-	}
-	if err == nil && c.opts.Sync {
-		err = a.File().Sync()
+	s := c.newStream(ctx, getA, pos)
+	defer s.release()
+	_, err := s.ReadFrom(r)
+	var e manifest.NewEntry
+	var end int64
+	if err == nil {
+		e, end, err = s.finish()
 	}
 	if err != nil {
-		if terr := a.TruncateTo(pos); terr != nil {
-			err = errors.Join(err, terr)
-		}
-		return e, 0, err
+		return e, 0, errors.Join(err, s.abort())
 	}
-	e.FileID, e.Offset, e.Length, e.Footprint, e.Checksum = a.ID(), off, w.n, fp, w.h.Sum64()
-	return e, off + fp, nil
+	e.Key, e.Expires = []byte(key), c.expiry(opts)
+	return e, end, nil
 }
 
 func (c *Cache) expiry(opts *PutOptions) int64 {

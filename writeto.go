@@ -44,7 +44,7 @@ func (v *Value) writeToKernel(w io.Writer) (int64, error) {
 	rest := v.info.Size - v.pos
 	if f, ok := w.(*os.File); ok {
 		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
-			n, err := values.CopyRange(f, src, &off, rest)
+			n, err := values.CopyRange(f, nil, src, &off, rest)
 			v.c.stats.copyRangeBytes.Add(n)
 			if !errors.Is(err, values.ErrUnsupported) {
 				return n, err

@@ -291,3 +291,17 @@ func scanErr(err error) error {
 	}
 	return err
 }
+
+// WALLimit is the size past which the committer forces a checkpoint that
+// empties the WAL. SQLite's own checkpoints (every 1000 pages, about 4 MiB)
+// copy the WAL back into the database but cannot start it over while other
+// processes keep reading, so under steady load from several processes it
+// only grows; a TRUNCATE checkpoint waits for the readers and empties it.
+const WALLimit = 4 << 20
+
+// Checkpoint copies the WAL into the database and empties it, waiting (up
+// to the busy timeout) for readers that still use it.
+func (m *Manifest) Checkpoint(ctx context.Context) error {
+	_, err := m.w.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)")
+	return err
+}

@@ -37,11 +37,12 @@ func CloneRange(dst, src *os.File, off, n int64) error {
 	return &os.PathError{Op: "ioctl(FICLONERANGE)", Path: src.Name(), Err: err}
 }
 
-// CloneFile makes dst, at offset doff, share src's first n bytes (src's
-// whole length, usually): FICLONERANGE from src's start.
-func CloneFile(dst *os.File, doff int64, src *os.File, n int64) error {
+// CloneAt makes dst, at offset doff, share n bytes of src from soff
+// (FICLONERANGE). soff and doff must be block-aligned; n too, unless the
+// range runs to src's end.
+func CloneAt(dst *os.File, doff int64, src *os.File, soff, n int64) error {
 	err := unix.IoctlFileCloneRange(int(dst.Fd()), &unix.FileCloneRange{
-		Src_fd: int64(src.Fd()), Src_offset: 0, Src_length: uint64(n), Dest_offset: uint64(doff)})
+		Src_fd: int64(src.Fd()), Src_offset: uint64(soff), Src_length: uint64(n), Dest_offset: uint64(doff)})
 	switch err {
 	case nil:
 		return nil
@@ -69,15 +70,16 @@ func ProbeClone(dir string) bool {
 	return unix.IoctlFileClone(int(b.Fd()), int(a.Fd())) == nil
 }
 
-// CopyRange copies n bytes of src at *soff to dst at its current offset
-// with copy_file_range (a reflink on xfs and btrfs when the offsets are
-// aligned, an in-kernel copy elsewhere), advancing *soff. It returns how
-// many bytes it copied; ErrUnsupported if the kernel cannot do it between
-// these two files, before anything was copied.
-func CopyRange(dst, src *os.File, soff *int64, n int64) (int64, error) {
+// CopyRange copies n bytes of src at *soff to dst at *doff (or at dst's
+// current offset if doff is nil) with copy_file_range: a reflink on xfs and
+// btrfs when the offsets are aligned, an in-kernel copy elsewhere. It
+// advances the offsets and returns how many bytes it copied;
+// ErrUnsupported if the kernel cannot copy between these two files, before
+// anything was copied.
+func CopyRange(dst *os.File, doff *int64, src *os.File, soff *int64, n int64) (int64, error) {
 	var done int64
 	for done < n {
-		m, err := unix.CopyFileRange(int(src.Fd()), soff, int(dst.Fd()), nil, int(min(n-done, 1<<30)), 0)
+		m, err := unix.CopyFileRange(int(src.Fd()), soff, int(dst.Fd()), doff, int(min(n-done, 1<<30)), 0)
 		if err == unix.EINTR {
 			continue
 		}

@@ -52,8 +52,8 @@ func TempFile(dir string) (*os.File, error) { return nil, errUnsupported("O_TMPF
 // CloneRange is not supported here.
 func CloneRange(dst, src *os.File, off, n int64) error { return errUnsupported("clone", nil) }
 
-// CloneFile is not supported here.
-func CloneFile(dst *os.File, doff int64, src *os.File, n int64) error {
+// CloneAt is not supported here.
+func CloneAt(dst *os.File, doff int64, src *os.File, soff, n int64) error {
 	return errUnsupported("clone", nil)
 }
 
@@ -61,7 +61,7 @@ func CloneFile(dst *os.File, doff int64, src *os.File, n int64) error {
 func ProbeClone(dir string) bool { return false }
 
 // CopyRange is not supported here: callers copy through memory.
-func CopyRange(dst, src *os.File, soff *int64, n int64) (int64, error) {
+func CopyRange(dst *os.File, doff *int64, src *os.File, soff *int64, n int64) (int64, error) {
 	return 0, errUnsupported("copy_file_range", nil)
 }
 
