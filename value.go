@@ -7,6 +7,7 @@ import (
 	"hash"
 	"io"
 	"io/fs"
+	"os"
 	"sync"
 
 	"github.com/cespare/xxhash/v2"
@@ -98,11 +99,11 @@ func (c *Cache) pin(ctx context.Context, e *manifest.Entry, s1 uint64, si int) (
 	}
 	v := &Value{c: c, info: entryInfo(e), sum: uint64(e.Checksum), keyID: e.KeyID}
 	if e.Length < values.LargeValue {
-		mem, err := c.read(ctx, nil, string(e.Key))
+		mem, err := c.readEntry(e, s1, si)
 		if err != nil {
 			return nil, err
 		}
-		v.mem, v.info.Size = mem, int64(len(mem))
+		v.mem = mem
 		return v, nil
 	}
 	view, err := c.pinView(e)
@@ -120,6 +121,31 @@ func (c *Cache) pin(ctx context.Context, e *manifest.Entry, s1 uint64, si int) (
 	c.access.record(e.KeyID, c.opts.now().UnixNano())
 	c.stats.hits.Add(1)
 	return v, nil
+}
+
+// readEntry reads e's bytes where e says they are, valid if key's stripe
+// still reads s1 afterwards (else errRetry) and they match the checksum
+// (else the entry is dropped and the read is a miss).
+func (c *Cache) readEntry(e *manifest.Entry, s1 uint64, si int) ([]byte, error) {
+	p := make([]byte, e.Length)
+	var err error
+	if e.Length > 0 {
+		err = c.files.ReadAt(e.FileID, p, e.Offset)
+	}
+	if c.stripes.Load(si) != s1 || errors.Is(err, os.ErrClosed) {
+		return nil, errRetry
+	}
+	if err == nil && xxhash.Sum64(p) != uint64(e.Checksum) {
+		err = errChecksum
+	}
+	if err != nil {
+		c.dropDamaged(string(e.Key), e.Location(), err)
+		c.stats.misses.Add(1)
+		return nil, ErrNotFound
+	}
+	c.access.record(e.KeyID, c.opts.now().UnixNano())
+	c.stats.hits.Add(1)
+	return p, nil
 }
 
 // pinView clones or locks e's region, whichever the filesystem allows.

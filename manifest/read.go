@@ -330,3 +330,40 @@ func (m *Manifest) Gaps(ctx context.Context, id int64, ids []int64) ([]Gap, erro
 		ORDER BY d.offset`, id, string(list))
 	return gs, err
 }
+
+// Consistent returns, read in one snapshot of the manifest, the entries of
+// keys (those that exist) followed by every entry with lo <= key < hi when
+// withRange is set (hi nil: no upper bound), in key order within each part.
+func (m *Manifest) Consistent(ctx context.Context, keys [][]byte, withRange bool, lo, hi []byte) ([]Entry, error) {
+	tx, err := m.r.BeginTxx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	var out []Entry
+	for _, k := range keys {
+		var e Entry
+		err := tx.GetContext(ctx, &e, `SELECT `+entryColumns+` FROM entries WHERE key = ?`, k)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	if withRange {
+		q := `SELECT ` + entryColumns + ` FROM entries WHERE key >= ?`
+		args := []any{lo}
+		if hi != nil {
+			q += ` AND key < ?`
+			args = append(args, hi)
+		}
+		var es []Entry
+		if err := tx.SelectContext(ctx, &es, q+` ORDER BY key`, args...); err != nil {
+			return nil, err
+		}
+		out = append(out, es...)
+	}
+	return out, nil
+}
