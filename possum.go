@@ -98,7 +98,13 @@ deleting the whole directory) recovers from damage. Inspect it with
 // and a directory it cannot write (ErrReadOnly).
 func Open(dir string, opts *Options) (*Cache, error) {
 	o := opts.withDefaults()
-	c := &Cache{dir: dir, opts: o, log: o.Logger}
+	// Absolute, so that the manifest's URI is well formed and a later
+	// chdir changes nothing.
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("possum: open %s: %w", dir, err)
+	}
+	c := &Cache{dir: abs, opts: o, log: o.Logger}
 	if err := c.open(context.Background()); err != nil {
 		c.closeAll()
 		return nil, fmt.Errorf("possum: open %s: %w", dir, err)

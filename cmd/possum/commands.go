@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/seed475afdc4/possum"
@@ -30,17 +29,16 @@ func runPut(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	key, r := ops[0], e.stdin
+	key := ops[0]
 	if len(ops) == 2 && ops[1] != "-" {
-		f, err := os.Open(ops[1])
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		r = f
+		path := ops[1]
+		return e.withCache(func(c *possum.Cache) error {
+			_, err := c.PutFile(ctx, key, path)
+			return fileErr(err, path)
+		})
 	}
 	return e.withCache(func(c *possum.Cache) error {
-		_, err := c.Put(ctx, key, r)
+		_, err := c.Put(ctx, key, e.stdin)
 		return err
 	})
 }
@@ -59,7 +57,9 @@ or left as it was.
 	run: runGet,
 }
 
-// runGet runs "possum get".
+// runGet runs "possum get". It streams the value, never holding it whole in
+// memory: into a regular file (standard output or -o) the kernel copies it
+// (copy_file_range), into a pipe or socket it sends it (sendfile).
 func runGet(ctx context.Context, e *env, args []string) error {
 	fs := e.flags()
 	out := fs.String("o", "", "write the value to `FILE`")
@@ -68,14 +68,19 @@ func runGet(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	key := ops[0]
-	return e.withCache(func(c *possum.Cache) error {
-		v, err := c.Get(ctx, key)
+	return e.withCache(func(c *possum.Cache) (err error) {
+		v, err := c.Open(ctx, key)
 		if err != nil {
 			return miss("get", key, err)
 		}
+		defer func() {
+			if cerr := v.Close(); cerr != nil {
+				err = errors.Join(err, cerr)
+			}
+		}()
 		if *out == "" || *out == "-" {
-			_, err = e.stdout.Write(v)
-			return err
+			_, err = io.Copy(e.stdout, v) // v's WriteTo: stdout as it is
+			return stdoutErr(e.stdout, err)
 		}
 		return writeFile(*out, v)
 	})

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // exitError is an error that sets possum's exit status: 1 for a miss, 2
@@ -90,4 +91,30 @@ func exitStatus(err error, stderr io.Writer) int {
 	}
 	fmt.Fprintln(stderr, msg)
 	return code
+}
+
+// fileErr reports a failure on the file at path itself (opening or reading
+// it) as that file's error, "open FILE: ...", as it would be without the
+// cache; other errors pass as they are.
+func fileErr(err error, path string) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) && pe.Path == path {
+		return pe
+	}
+	return err
+}
+
+// stdoutErr returns err, from writing the value to w, standard output. A
+// reader that went away (a broken pipe, as in "possum get k | head") ends
+// possum quietly, as any write of Go to a broken pipe on standard output
+// does: by SIGPIPE. Sendfile, unlike (*os.File).Write, only returns EPIPE,
+// so a byte is written through w to make the runtime raise the signal;
+// should possum survive it (w is not the real standard output), it exits 1
+// without a message.
+func stdoutErr(w io.Writer, err error) error {
+	if !errors.Is(err, syscall.EPIPE) {
+		return err
+	}
+	w.Write([]byte{0})
+	return &exitError{code: 1}
 }

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,12 +19,45 @@ import (
 
 // TestMain lets the test binary run as the possum command: testscript puts
 // a copy of it named possum on $PATH, for the scripts and for
-// TestConcurrentPuts. It also runs as corrupt, a helper for the scripts.
+// TestConcurrentPuts. It also runs as corrupt and genfile, helpers for the
+// scripts.
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
 		"possum":  main,
 		"corrupt": corruptMain,
+		"genfile": genfileMain,
 	})
+}
+
+// genfileMain is "genfile PATH SIZE SEED": it writes SIZE bytes to PATH,
+// pseudo-random from SEED, the same bytes for the same SEED.
+func genfileMain() {
+	if len(os.Args) != 4 {
+		fmt.Fprintln(os.Stderr, "usage: genfile PATH SIZE SEED")
+		os.Exit(2)
+	}
+	size, err1 := strconv.ParseInt(os.Args[2], 10, 64)
+	seed, err2 := strconv.ParseUint(os.Args[3], 10, 64)
+	if err := errors.Join(err1, err2); err != nil || size < 0 {
+		fmt.Fprintln(os.Stderr, "genfile: bad SIZE or SEED:", err)
+		os.Exit(2)
+	}
+	if err := genfile(os.Args[1], size, seed); err != nil {
+		fmt.Fprintln(os.Stderr, "genfile:", err)
+		os.Exit(1)
+	}
+}
+
+// genfile writes size bytes to path, from a ChaCha8 stream seeded by seed.
+func genfile(path string, size int64, seed uint64) error {
+	var key [32]byte
+	binary.LittleEndian.PutUint64(key[:], seed)
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	_, err = io.CopyN(f, rand.NewChaCha8(key), size)
+	return errors.Join(err, f.Close())
 }
 
 // corruptMain is "corrupt DIR": it damages the cache in DIR by flipping

@@ -68,11 +68,13 @@ func printTable(w io.Writer, rows [][2]any) error {
 	return nil
 }
 
-// writeFile writes data to name through a temporary file in the same
+// writeFile copies src to name through a temporary file in the same
 // directory, renamed to name once written and closed: name is either
 // written in full or left as it was, and a failure leaves no temporary file.
-// A new file gets mode 0666 less the umask, as with os.Create.
-func writeFile(name string, data []byte) error {
+// A new file gets mode 0666 less the umask, as with os.Create. The copy is
+// io.Copy into the *os.File, so a src that is an io.WriterTo (a
+// possum.Value) sees the file itself and can copy in the kernel.
+func writeFile(name string, src io.Reader) error {
 	tmp := filepath.Join(filepath.Dir(name), "."+filepath.Base(name)+"."+rand.Text()+".tmp")
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
 	if err != nil {
@@ -82,7 +84,7 @@ func writeFile(name string, data []byte) error {
 		}
 		return err
 	}
-	_, err = f.Write(data)
+	_, err = io.Copy(f, src)
 	err = errors.Join(err, f.Close())
 	if err == nil {
 		err = os.Rename(tmp, name)
