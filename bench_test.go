@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -259,5 +260,32 @@ func BenchmarkSnapshotPrefix100(b *testing.B) {
 			b.Fatal(err)
 		}
 		s.Close()
+	}
+}
+
+// BenchmarkRawPread is the physical limit Get is measured against: pread
+// of a value's size from one plain file in the page cache.
+func BenchmarkRawPread(b *testing.B) {
+	for _, s := range benchSizes {
+		b.Run(s.name, func(b *testing.B) {
+			f, err := os.Create(filepath.Join(b.TempDir(), "raw"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer f.Close()
+			const keys = 256
+			for i := range keys {
+				f.WriteAt(randBytes(s.n, 1), int64(i*s.n))
+			}
+			buf := make([]byte, s.n)
+			b.SetBytes(int64(s.n))
+			i := 0
+			for b.Loop() {
+				if _, err := f.ReadAt(buf, int64(i%keys*s.n)); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+		})
 	}
 }

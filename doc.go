@@ -61,9 +61,15 @@
 //
 // # Snapshots
 //
-// Not yet: a Value that stays stable while its key is replaced or evicted
-// (by cloning its blocks on xfs and btrfs, by a shared range lock elsewhere)
-// is planned. Until then Get reads a whole value into memory.
+// Open returns a Value whose bytes stay as they were until Close, even if the
+// key is replaced, deleted or evicted and its region reclaimed by another
+// process. On xfs and btrfs the value's blocks are cloned into an anonymous
+// O_TMPFILE (constant time, no space used, gone when closed or when the
+// process dies); elsewhere a shared OFD lock on the region keeps the
+// reclaimer away until Close. Snapshot and SnapshotPrefix pin several values,
+// and a prefix's listing, at one instant. Value.WriteTo uses sendfile and
+// copy_file_range; PutFile and Writer.ReadFrom bring files in by reflink
+// where they can.
 //
 // # Platform support
 //
