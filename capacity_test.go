@@ -295,6 +295,7 @@ func TestChild(t *testing.T) {
 		"churn":     childChurn,
 		"churn-big": childChurnBig,
 		"hold":      childHold,
+		"crash":     childCrash,
 	}
 	name := os.Getenv("POSSUM_CHILD")
 	if name == "" {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/seed475afdc4/possum/evict"
+	"github.com/seed475afdc4/possum/internal/crashpoint"
 	"github.com/seed475afdc4/possum/manifest"
 )
 
@@ -163,6 +164,7 @@ func (k *committer) run(group []*commitReq) {
 		k.reclaimed, k.removed = append(k.reclaimed, done...), append(k.removed, removed...)
 		freed = nil
 	}
+	crashpoint.Hit("commit:committed")
 	c.bump(stripes)
 	if res.Capacity > 0 {
 		c.capacity.Store(res.Capacity)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 
+	"github.com/seed475afdc4/possum/internal/crashpoint"
 	"github.com/seed475afdc4/possum/manifest"
 	"github.com/seed475afdc4/possum/values"
 )
@@ -54,6 +55,7 @@ func (c *Cache) PutWith(ctx context.Context, key string, r io.Reader, opts *PutO
 	}
 	e, end, err := c.writeValue(ctx, getA, 0, key, r, opts)
 	if err == nil {
+		crashpoint.Hit("put:written")
 		err = c.commits.do(ctx, func(tx *manifest.Tx) error { return tx.Insert(e) })
 	}
 	if a != nil {

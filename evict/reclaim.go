@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sync/atomic"
 
+	"github.com/seed475afdc4/possum/internal/crashpoint"
 	"github.com/seed475afdc4/possum/manifest"
 	"github.com/seed475afdc4/possum/values"
 )
@@ -218,6 +219,7 @@ func (r *Reclaimer) punchGap(ctx context.Context, f *os.File, id, lo, hi, rowsHi
 		return nil, err
 	}
 	r.bumpAll(ds)
+	crashpoint.Hit("reclaim:locked")
 	// A long dead run is reclaimed piece by piece as its values die, and
 	// its start is already a hole: punch from the first data onwards.
 	if d, err := values.DataStart(f, s); err == nil {
@@ -282,6 +284,7 @@ func (r *Reclaimer) cutTail(ctx context.Context, f *os.File, id, lo int64) (ids 
 	if err != nil {
 		return nil, false, false, err
 	}
+	crashpoint.Hit("reclaim:truncate")
 	if lo == 0 {
 		// A crash before this leaves a file the manifest does not know
 		// and nothing refers to: Recover removes it.

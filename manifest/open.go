@@ -21,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -29,6 +30,7 @@ import (
 	"golang.org/x/sys/unix"
 	_ "modernc.org/sqlite" // the "sqlite" driver, pure Go
 
+	"github.com/seed475afdc4/possum/internal/crashpoint"
 	"github.com/seed475afdc4/possum/migrations"
 )
 
@@ -130,6 +132,7 @@ func Open(ctx context.Context, dir string, cfg Config) (_ *Manifest, err error) 
 	if err := m.migrate(ctx); err != nil {
 		return nil, err
 	}
+	crashpoint.Hit("migrate:after")
 	if cfg.Init != nil {
 		if err := cfg.Init(); err != nil {
 			return nil, err
@@ -259,7 +262,11 @@ func (m *Manifest) migrate(ctx context.Context) error {
 		"SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"); err != nil {
 		return fmt.Errorf("%s: %w: %v", m.path, ErrNotCache, err)
 	}
-	if appID != ApplicationID && len(tables) > 0 {
+	// A database with no table but goose's version table is a first Open
+	// that was killed after goose created that table and before the
+	// schema's transaction committed: carry on creating it.
+	foreign := slices.DeleteFunc(slices.Clone(tables), func(t string) bool { return t == "goose_db_version" })
+	if appID != ApplicationID && len(foreign) > 0 {
 		return fmt.Errorf("%s: %w: a SQLite database with tables %s", m.path, ErrNotCache, strings.Join(tables, ", "))
 	}
 	p, err := goose.NewProvider(goose.DialectSQLite3, m.w.DB, migrations.FS)
@@ -278,6 +285,7 @@ func (m *Manifest) migrate(ctx context.Context) error {
 	if current == latest {
 		return nil
 	}
+	crashpoint.Hit("migrate:before")
 	if _, err := p.Up(ctx); err != nil {
 		return fmt.Errorf("%s: migrate: %w", m.path, err)
 	}
