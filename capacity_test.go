@@ -151,10 +151,11 @@ func TestCapacityBoundWithHotSet(t *testing.T) {
 
 func TestValueOverCapacityIsRefused(t *testing.T) {
 	dir := t.TempDir()
-	c := openCache(t, dir, &possum.Options{Capacity: 1 << 20})
+	// A capacity well above what the manifest and its WAL hold alone.
+	c := openCache(t, dir, &possum.Options{Capacity: 8 << 20})
 	c.PutBytes(ctx, "small", []byte("keep me"))
 	before := valueFilesAllocated(t, dir)
-	err := c.PutBytes(ctx, "huge", make([]byte, 2<<20))
+	err := c.PutBytes(ctx, "huge", make([]byte, 16<<20))
 	if !errors.Is(err, possum.ErrTooLarge) {
 		t.Fatalf("a value over capacity: %v", err)
 	}

@@ -132,6 +132,7 @@ func (c *Cache) open(ctx context.Context) error {
 	var err error
 	c.m, err = manifest.Open(ctx, c.dir, manifest.Config{
 		Sync:     c.opts.Sync,
+		Perm:     c.opts.Perm,
 		StripeOf: func(k []byte) int { return stripeOf(xxhash.Sum64(k)) },
 		MaxKey:   MaxKeySize,
 		Now:      c.opts.now,

@@ -29,7 +29,7 @@ func (r *Report) OK() bool { return len(r.Problems) == 0 }
 
 // Problem is one thing Verify found wrong.
 type Problem struct {
-	Kind   string // "missing file", "short file", "checksum", "overlap", "totals", "orphan file", "stray file"
+	Kind   string // "missing file", "short file", "checksum", "overlap", "leaked space", "totals", "orphan file", "stray file"
 	Key    string // the key concerned, if any
 	FileID int64  // the value file concerned, if any
 	Detail string
@@ -51,21 +51,23 @@ func (p Problem) String() string {
 
 // Verify checks the manifest against the value files: every value's bytes
 // are inside its file and match its checksum, no two live values (nor a
-// dead extent and a live value) overlap, the running byte sums equal the
-// rows, and no value file is unknown to the manifest. It reads every value,
+// dead extent and a live value) overlap, no block of data in a value file
+// is outside every live value and dead extent (SEEK_DATA/SEEK_HOLE: space
+// leaked), the running byte sums equal the rows, and no value file is
+// unknown to the manifest. It reads every value,
 // so it takes about as long as reading the whole cache once. It may run
 // while other processes use the cache: values that change under it are
 // skipped, not reported.
 //
-// With repair, damaged values are dropped, the sums corrected and unknown
-// files removed; without it nothing changes.
+// With repair, damaged values are dropped, leaked space punched, the sums
+// corrected and unknown files removed; without it nothing changes.
 func (c *Cache) Verify(ctx context.Context, repair bool) (Report, error) {
 	var r Report
 	if err := c.enter(); err != nil {
 		return r, err
 	}
 	defer c.mu.RUnlock()
-	steps := []func(context.Context, *Report, bool) error{c.verifyEntries, c.verifyOverlaps, c.verifyFiles, c.verifyTotals}
+	steps := []func(context.Context, *Report, bool) error{c.verifyEntries, c.verifyOverlaps, c.verifyFiles, c.verifyHoles, c.verifyTotals}
 	for _, step := range steps {
 		if err := step(ctx, &r, repair); err != nil {
 			return r, err

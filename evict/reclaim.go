@@ -183,24 +183,30 @@ func (r *Reclaimer) reclaimGap(ctx context.Context, f *os.File, id int64, g gap)
 		if fi, err := f.Stat(); err == nil {
 			g.hi = min(g.hi, fi.Size())
 		}
+		// Only up to the last whole block: the writer may pack its next
+		// value into the block the dead run ends in. An extent that
+		// reaches into that block keeps its row, so that it is looked at
+		// again once the gap's end is known (the next value placed, or the
+		// tail cut off); deleting it now would leak the block if the next
+		// value starts at the following boundary.
 		hi := values.AlignDown(g.hi, r.Dir.Align())
-		ids, err = r.punchGap(ctx, f, id, g.lo, hi, g.hi)
-		return ids, false, err
+		ds, err = r.punchGap(ctx, f, id, g.lo, hi, g.hi)
+		return extentIDs(slices.DeleteFunc(ds, func(d manifest.DeadExtent) bool { return d.Offset+d.Footprint > hi })), false, err
 	}
-	ids, err := r.punchGap(ctx, f, id, g.lo, g.hi, g.hi)
-	return ids, false, err
+	ds, err := r.punchGap(ctx, f, id, g.lo, g.hi, g.hi)
+	return extentIDs(ds), false, err
 }
 
-// punchGap punches the whole blocks of [lo, hi) and is then done with the
-// dead extents that start in [lo, rowsHi).
-func (r *Reclaimer) punchGap(ctx context.Context, f *os.File, id, lo, hi, rowsHi int64) ([]int64, error) {
+// punchGap punches the whole blocks of [lo, hi) and returns the dead
+// extents that start in [lo, rowsHi), which it is done with; nil if it had
+// to leave the gap for later.
+func (r *Reclaimer) punchGap(ctx context.Context, f *os.File, id, lo, hi, rowsHi int64) ([]manifest.DeadExtent, error) {
 	a := r.Dir.Align()
 	s, e := values.AlignUp(lo, a), values.AlignDown(hi, a)
 	if e <= s {
 		// Nothing but partial blocks shared with live neighbours: nothing
 		// to give back until they die too. The extents are done.
-		ds, err := r.M.DeadIn(ctx, id, lo, rowsHi)
-		return extentIDs(ds), err
+		return r.M.DeadIn(ctx, id, lo, rowsHi)
 	}
 	if err := values.LockRange(f, values.WriteLock, s, e-s); err != nil {
 		if errors.Is(err, values.ErrLocked) {
@@ -224,14 +230,14 @@ func (r *Reclaimer) punchGap(ctx context.Context, f *os.File, id, lo, hi, rowsHi
 	// its start is already a hole: punch from the first data onwards.
 	if d, err := values.DataStart(f, s); err == nil {
 		if d < 0 || d >= e {
-			return extentIDs(ds), nil
+			return ds, nil
 		}
 		s = values.AlignDown(d, a)
 	}
 	if err := r.punch(f, s, e-s); err != nil {
 		return nil, err
 	}
-	return extentIDs(ds), nil
+	return ds, nil
 }
 
 func (r *Reclaimer) punch(f *os.File, off, n int64) error {

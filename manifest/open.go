@@ -23,6 +23,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -62,6 +63,9 @@ var (
 
 // Config says how to open a manifest.
 type Config struct {
+	// Perm is the mode of the manifest's files (SQLite gives its WAL and
+	// shared-memory files the database file's mode); 0 means 0600.
+	Perm fs.FileMode
 	// Sync makes commits durable (synchronous=FULL) instead of merely
 	// consistent (synchronous=NORMAL, the default).
 	Sync bool
@@ -117,6 +121,9 @@ func Open(ctx context.Context, dir string, cfg Config) (_ *Manifest, err error) 
 	}
 	if cfg.Prepare != nil {
 		cfg.Prepare()
+	}
+	if err := createWithPerm(path, cfg.Perm); err != nil {
+		return nil, err
 	}
 	m := &Manifest{path: path, cfg: cfg}
 	defer func() {
@@ -199,6 +206,35 @@ func openDB(path string, sync, readOnly bool) (*sqlx.DB, error) {
 	db.SetConnMaxIdleTime(0)
 	db.SetConnMaxLifetime(0)
 	return db, nil
+}
+
+// createWithPerm creates the database file, empty, with mode perm, if it
+// does not exist: SQLite would create it with its own default (0644, less
+// the umask), readable by every user, and it gives the WAL and
+// shared-memory files the mode of the database file. An existing manifest
+// that this process may not write is refused here, with a clear error,
+// rather than at the first commit.
+func createWithPerm(path string, perm fs.FileMode) error {
+	if perm == 0 {
+		perm = 0o600
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, perm)
+	if err == nil {
+		if err := f.Chmod(perm); err != nil { // the umask had its say
+			f.Close()
+			return err
+		}
+		return f.Close()
+	}
+	if !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	for _, name := range []string{path, path + "-wal", path + "-shm"} {
+		if err := unix.Access(name, unix.R_OK|unix.W_OK); err != nil && !errors.Is(err, unix.ENOENT) {
+			return &fs.PathError{Op: "open", Path: name, Err: err}
+		}
+	}
+	return nil
 }
 
 // lockDir takes an exclusive flock on the directory. flock (not an OFD or

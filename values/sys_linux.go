@@ -117,3 +117,17 @@ func setExtsize(f *os.File, flag uint32, block int64) {
 	a.extsize = uint32(block)
 	unix.Syscall(unix.SYS_IOCTL, f.Fd(), fsIOCSetXattr, uintptr(unsafe.Pointer(&a)))
 }
+
+// HoleStart returns the offset of the first hole at or after off
+// (SEEK_HOLE); the end of the file counts as a hole.
+func HoleStart(f *os.File, off int64) (int64, error) {
+	n, err := unix.Seek(int(f.Fd()), off, unix.SEEK_HOLE)
+	if err == unix.EINVAL || err == unix.EOPNOTSUPP {
+		fi, serr := f.Stat()
+		if serr != nil {
+			return 0, serr
+		}
+		return fi.Size(), nil
+	}
+	return n, err
+}

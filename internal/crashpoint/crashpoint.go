@@ -6,7 +6,7 @@
 // The points (see the calls to Hit):
 //
 //	put:written        a value's bytes are in its file, not yet committed
-//	commit:committed   a transaction committed, its stripes not yet bumped
+//	commit:committed   a transaction that changed keys committed, its stripes not yet bumped
 //	reclaim:locked     a reclaimer holds a dead region's lock, not yet punched
 //	reclaim:truncate   a dead tail's rows are deleted, the file not yet cut
 //	migrate:before     the first Open is about to create the schema
