@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -62,21 +63,58 @@ func (p Problem) String() string {
 // With repair, damaged values are dropped, leaked space punched, the sums
 // corrected and unknown files removed; without it nothing changes.
 func (c *Cache) Verify(ctx context.Context, repair bool) (Report, error) {
+	return c.VerifyWith(ctx, VerifyOptions{Repair: repair})
+}
+
+// VerifyOptions qualify VerifyWith.
+type VerifyOptions struct {
+	// Repair drops damaged values, punches leaked space, corrects the sums
+	// and removes unknown files. Zero (false) changes nothing.
+	Repair bool
+	// Sample, between 0 and 1, reads only that share of the values
+	// (chosen at random) to check their checksums; every other check still
+	// covers everything. Zero (or 1) reads them all.
+	Sample float64
+	// Progress, if set, is called as values are checked, with the bytes
+	// read so far and the total to read (an estimate when sampling).
+	Progress func(done, total int64)
+}
+
+// VerifyWith is Verify with options.
+func (c *Cache) VerifyWith(ctx context.Context, opts VerifyOptions) (Report, error) {
 	var r Report
 	if err := c.enter(); err != nil {
 		return r, err
 	}
 	defer c.mu.RUnlock()
-	steps := []func(context.Context, *Report, bool) error{c.verifyEntries, c.verifyOverlaps, c.verifyFiles, c.verifyHoles, c.verifyTotals}
+	v := &verifier{c: c, opts: opts}
+	if t, err := c.m.Totals(ctx); err == nil {
+		v.total = t.LiveBytes
+		if opts.Sample > 0 && opts.Sample < 1 {
+			v.total = int64(float64(v.total) * opts.Sample)
+		}
+	}
+	steps := []func(context.Context, *Report, bool) error{v.entries, c.verifyOverlaps, c.verifyFiles, c.verifyHoles, c.verifyTotals}
 	for _, step := range steps {
-		if err := step(ctx, &r, repair); err != nil {
+		if err := step(ctx, &r, opts.Repair); err != nil {
 			return r, err
 		}
 	}
 	return r, nil
 }
 
-func (c *Cache) verifyEntries(ctx context.Context, r *Report, repair bool) error {
+// verifier carries the state of one VerifyWith's value checks.
+type verifier struct {
+	c     *Cache
+	opts  VerifyOptions
+	total int64
+}
+
+func (v *verifier) entries(ctx context.Context, r *Report, repair bool) error {
+	return v.c.verifyEntries(ctx, r, repair, v)
+}
+
+func (c *Cache) verifyEntries(ctx context.Context, r *Report, repair bool, v *verifier) error {
 	var after int64
 	for {
 		page, err := c.m.EntriesAfter(ctx, after, 512)
@@ -86,7 +124,14 @@ func (c *Cache) verifyEntries(ctx context.Context, r *Report, repair bool) error
 		for i := range page {
 			e := &page[i]
 			r.Entries++
-			if p, ok := c.verifyEntry(ctx, e, r); !ok {
+			if v.opts.Sample > 0 && v.opts.Sample < 1 && rand.Float64() >= v.opts.Sample {
+				continue
+			}
+			p, ok := c.verifyEntry(ctx, e, r)
+			if v.opts.Progress != nil {
+				v.opts.Progress(r.BytesChecked, max(v.total, r.BytesChecked))
+			}
+			if !ok {
 				r.Problems = append(r.Problems, p)
 				if repair {
 					if _, err := c.m.Update(ctx, func(tx *manifest.Tx) error { return tx.DeleteEntry(e.KeyID) }); err != nil {

@@ -4,6 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
 
 	"github.com/seed475afdc4/possum"
 )
@@ -100,7 +105,7 @@ func printTrim(w io.Writer, b, a possum.Stats) error {
 // verifyCmd is "possum verify".
 var verifyCmd = &command{
 	name:    "verify",
-	args:    "[-repair]",
+	args:    "[-repair] [-sample FRACTION]",
 	summary: "check every value and the manifest; with -repair, fix them",
 	doc: `Verify reads every value and checks it against its checksum and its
 value file, checks that no two values overlap, that the manifest's running
@@ -108,8 +113,14 @@ totals match its rows, and that the values directory holds no file the
 manifest does not know. It prints one line per problem, then a summary. It
 reads the whole cache, and may run while other processes use it.
 
-With -repair, it drops damaged values (they become misses), corrects the
-totals, and removes unknown files. Without it, nothing changes.
+It also compares each value file's data with its holes (SEEK_DATA,
+SEEK_HOLE): data that no value accounts for is leaked space.
+
+With -repair, it drops damaged values (they become misses), punches leaked
+space, corrects the totals, and removes unknown files. Without it, nothing
+changes. -sample 0.1 reads only a tenth of the values (chosen at random)
+for the checksum check, for caches too large to read whole. On a terminal,
+a progress bar shows the bytes read.
 
 Verify exits 1 if problems remain: found, and not repaired.
 `,
@@ -120,11 +131,27 @@ Verify exits 1 if problems remain: found, and not repaired.
 func runVerify(ctx context.Context, e *env, args []string) error {
 	fs := e.flags()
 	repair := fs.Bool("repair", false, "fix what is found")
+	sample := fs.Float64("sample", 0, "read only this `fraction` of the values (0 < f <= 1)")
 	if _, err := e.parse(fs, args, 0, 0); err != nil {
 		return err
 	}
+	if *sample < 0 || *sample > 1 {
+		return e.usageError(e.cmd, "-sample must be between 0 and 1")
+	}
 	return e.withCache(func(c *possum.Cache) error {
-		r, err := c.Verify(ctx, *repair)
+		opts := possum.VerifyOptions{Repair: *repair, Sample: *sample}
+		bar := progressBar(e.stderr)
+		if bar != nil {
+			opts.Progress = func(done, total int64) {
+				bar.ChangeMax64(total)
+				bar.Set64(done)
+			}
+		}
+		r, err := c.VerifyWith(ctx, opts)
+		if bar != nil {
+			bar.Finish()
+			fmt.Fprintln(e.stderr)
+		}
 		for _, p := range r.Problems {
 			fmt.Fprintln(e.stdout, p)
 		}
@@ -150,4 +177,18 @@ func printReport(w io.Writer, r possum.Report) error {
 		{"problems", len(r.Problems)},
 		{"repaired", r.Repaired},
 	})
+}
+
+// progressBar returns a bar drawn on w if w is a terminal, else nil.
+func progressBar(w io.Writer) *progressbar.ProgressBar {
+	f, ok := w.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return nil
+	}
+	return progressbar.NewOptions64(-1,
+		progressbar.OptionSetWriter(f),
+		progressbar.OptionSetDescription("verifying"),
+		progressbar.OptionShowBytes(true),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionClearOnFinish())
 }
