@@ -113,6 +113,9 @@ func TestKillMidCommitAndReclaim(t *testing.T) {
 	if testing.Short() {
 		rounds = 2
 	}
+	if n, err := strconv.Atoi(os.Getenv("POSSUM_KILL_ROUNDS")); err == nil && n > 0 {
+		rounds = n // the soak: see docs/RELIABILITY.md
+	}
 	r := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 2))
 	for round := range rounds {
 		var cmds []*exec.Cmd
@@ -134,6 +137,7 @@ func TestKillMidCommitAndReclaim(t *testing.T) {
 		}
 		checkRecovered(t, dir)
 	}
+	t.Logf("%d rounds of two processes killed at random instants, recovered each time", rounds)
 }
 
 func isKilled(err error) bool {
