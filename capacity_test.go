@@ -280,7 +280,11 @@ func childCapacity(t *testing.T) {
 // childCmd re-executes the test binary as a child process running the child
 // named name (see TestChild).
 func childCmd(t testing.TB, name string, env ...string) *exec.Cmd {
-	cmd := exec.Command(os.Args[0], "-test.run=^TestChild$", "-test.v")
+	args := []string{"-test.run=^TestChild$", "-test.v"}
+	if testing.Short() {
+		args = append(args, "-test.short")
+	}
+	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(append(os.Environ(), "POSSUM_CHILD="+name), env...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
