@@ -186,7 +186,7 @@ func (c *Cache) MovePrefix(ctx context.Context, from, to string) (int, error) {
 	err := c.change(ctx, "move prefix", from, func(tx *manifest.Tx) error {
 		var err error
 		n, err = tx.MovePrefix([]byte(from), prefixEnd(from), []byte(from), []byte(to))
-		if errors.Is(err, manifest.ErrKeyTooLong) {
+		if errors.Is(err, manifest.ErrKeyTooLong) || errors.Is(err, manifest.ErrKeyEmpty) {
 			err = fmt.Errorf("%w: %w", ErrInvalidKey, err)
 		}
 		return err

@@ -59,6 +59,8 @@ var (
 	// ErrKeyTooLong reports a key a change would make longer than
 	// Config.MaxKey.
 	ErrKeyTooLong = errors.New("key too long")
+	// ErrKeyEmpty reports a change that would make the empty key.
+	ErrKeyEmpty = errors.New("empty key")
 )
 
 // Config says how to open a manifest.

@@ -236,6 +236,15 @@ func (tx *Tx) Rename(from, to []byte) error {
 // It returns how many keys moved.
 func (tx *Tx) MovePrefix(lo, hi, from, to []byte) (int, error) {
 	q, args := rangeWhere(lo, hi)
+	if len(to) == 0 { // the key equal to from would become empty
+		var n int
+		if err := tx.get(&n, `SELECT count(*) FROM entries WHERE key = ?`, from); err != nil {
+			return 0, err
+		}
+		if n > 0 {
+			return 0, fmt.Errorf("%w: moving %q to the empty prefix would make an empty key", ErrKeyEmpty, from)
+		}
+	}
 	if max := tx.m.cfg.MaxKey; max > 0 && len(to) > len(from) {
 		var longest sql.NullInt64
 		if err := tx.get(&longest, `SELECT max(length(key)) FROM entries WHERE `+q, args...); err != nil {
