@@ -157,9 +157,12 @@ func (b *Batch) Commit(ctx context.Context) error {
 		return nil
 	}
 	var err error
-	if b.renames {
-		err = c.commits.doAtomic(ctx, apply)
-	} else {
+	switch {
+	case b.renames:
+		err = c.commits.doAtomic(ctx, apply, b.a != nil)
+	case b.a != nil: // it puts values
+		err = c.commits.doGrow(ctx, apply)
+	default:
 		err = c.commits.do(ctx, apply)
 	}
 	b.release(err == nil)

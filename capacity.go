@@ -34,6 +34,12 @@ func (c *Cache) SetCapacity(ctx context.Context, n int64) error {
 	if n <= 0 {
 		return opErr("set capacity", "", fmt.Errorf("capacity must be positive, not %d", n))
 	}
+	// The space reserve follows the capacity: resized first, so that the
+	// eviction below counts it at its new size.
+	c.capacity.Store(n)
+	if err := c.ensureReserve(); err != nil {
+		c.log.Warn("possum: space reserve", "err", err)
+	}
 	return c.change(ctx, "set capacity", "", func(tx *manifest.Tx) error {
 		return tx.SetSetting(manifest.SettingCapacity, n)
 	})
@@ -138,6 +144,9 @@ func (c *Cache) backgroundPass(ctx context.Context, measure bool) {
 	if err := c.reclaimer.Pass(ctx, reclaimBatch); err != nil && ctx.Err() == nil {
 		c.log.Warn("possum: reclaim pass", "err", err)
 	}
+	if err := c.ensureReserve(); err != nil {
+		c.log.Warn("possum: space reserve", "err", err)
+	}
 	if err := c.dropExpired(ctx); err != nil && ctx.Err() == nil {
 		c.log.Warn("possum: expiry", "err", err)
 	}
@@ -185,7 +194,7 @@ func (c *Cache) measureOverhead(ctx context.Context) error {
 
 // fixedNames are the cache's files other than values: counted against the
 // capacity as they are on disk.
-var fixedNames = []string{manifest.FileName, manifest.FileName + "-wal", manifest.FileName + "-shm", "stripes", "README"}
+var fixedNames = []string{manifest.FileName, manifest.FileName + "-wal", manifest.FileName + "-shm", "stripes", "README", reserveName}
 
 // fixedBytes is what the manifest, its WAL and the other small files hold
 // on disk (actual), and how much of it counts against the capacity

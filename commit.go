@@ -32,8 +32,11 @@ const accessFlushInterval = time.Second
 type commitReq struct {
 	apply     func(*manifest.Tx) error
 	savepoint bool
-	err       error
-	done      chan struct{}
+	// grows says the request adds values: on a full disk it fails, while
+	// requests that shrink the cache may use the space reserve.
+	grows bool
+	err   error
+	done  chan struct{}
 }
 
 // committer runs every write transaction of one open Cache. Callers queue
@@ -70,8 +73,13 @@ func (k *committer) do(ctx context.Context, apply func(*manifest.Tx) error) erro
 
 // doAtomic is do for a request that may fail after changing something: it
 // runs in a savepoint, undone if it fails.
-func (k *committer) doAtomic(ctx context.Context, apply func(*manifest.Tx) error) error {
-	return k.submit(ctx, &commitReq{apply: apply, savepoint: true, done: make(chan struct{})})
+func (k *committer) doAtomic(ctx context.Context, apply func(*manifest.Tx) error, grows bool) error {
+	return k.submit(ctx, &commitReq{apply: apply, savepoint: true, grows: grows, done: make(chan struct{})})
+}
+
+// doGrow is do for a request that adds values.
+func (k *committer) doGrow(ctx context.Context, apply func(*manifest.Tx) error) error {
+	return k.submit(ctx, &commitReq{apply: apply, grows: true, done: make(chan struct{})})
 }
 
 func (k *committer) submit(ctx context.Context, r *commitReq) error {
@@ -135,13 +143,16 @@ func (k *committer) run(group []*commitReq) {
 	fixed, _, walOver := c.fixedBytes()
 	var freed []manifest.DeadExtent
 	var res evict.Result
-	stripes, err := c.m.Update(context.Background(), func(tx *manifest.Tx) error {
+	apply := func(tx *manifest.Tx) error {
 		// First forget what the last reclaim gave back, so that the
 		// capacity check below counts only what is still on disk.
 		if err := evict.Forget(tx, done, removed); err != nil {
 			return err
 		}
 		for _, r := range group {
+			if r.err != nil {
+				continue // failed before this attempt (see below)
+			}
 			if r.savepoint {
 				r.err = tx.Savepoint(func() error { return r.apply(tx) })
 			} else if r.err = r.apply(tx); manifest.IsSQLError(r.err) {
@@ -155,7 +166,13 @@ func (k *committer) run(group []*commitReq) {
 		res, err = evict.Evict(tx, fixed)
 		freed = tx.Freed
 		return err
-	})
+	}
+	stripes, err := c.m.Update(context.Background(), apply)
+	if manifest.IsFull(err) && k.failGrowing(group, err) && c.releaseReserve() {
+		// The disk is full: what adds values has failed; what shrinks the
+		// cache commits in the space the reserve gave back.
+		stripes, err = c.m.Update(context.Background(), apply)
+	}
 	if err != nil {
 		c.log.Warn("possum: commit failed", "requests", len(group), "err", err)
 		for _, r := range group {
@@ -188,6 +205,22 @@ func (k *committer) run(group []*commitReq) {
 	for _, r := range group {
 		close(r.done)
 	}
+}
+
+// failGrowing fails, with err, the requests of group that add values, and
+// reports whether any other is left to retry. A request's error from the
+// failed attempt is cleared first.
+func (k *committer) failGrowing(group []*commitReq, err error) bool {
+	left := false
+	for _, r := range group {
+		r.err = nil
+		if r.grows {
+			r.err = err
+		} else {
+			left = true
+		}
+	}
+	return left
 }
 
 // reclaimNow reclaims the large values among freed and the victims of

@@ -86,7 +86,7 @@ func (w *Writer) Commit(ctx context.Context) (int64, error) {
 	e, end, err := w.s.finish()
 	if err == nil {
 		e.Key, e.Expires = []byte(w.key), c.expiry(w.opts)
-		err = c.commits.do(ctx, func(tx *manifest.Tx) error { return tx.Insert(e) })
+		err = c.commits.doGrow(ctx, func(tx *manifest.Tx) error { return tx.Insert(e) })
 	}
 	if err != nil {
 		err = errors.Join(err, w.s.abort())

@@ -159,7 +159,10 @@ func (c *Cache) open(ctx context.Context) error {
 		return err
 	}
 	c.inline = &inline
-	return c.setupCapacity(ctx)
+	if err := c.setupCapacity(ctx); err != nil {
+		return err
+	}
+	return c.ensureReserve()
 }
 
 // initFiles creates the cache's other files; it runs under the directory

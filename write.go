@@ -56,7 +56,7 @@ func (c *Cache) PutWith(ctx context.Context, key string, r io.Reader, opts *PutO
 	e, end, err := c.writeValue(ctx, getA, 0, key, r, opts)
 	if err == nil {
 		crashpoint.Hit("put:written")
-		err = c.commits.do(ctx, func(tx *manifest.Tx) error { return tx.Insert(e) })
+		err = c.commits.doGrow(ctx, func(tx *manifest.Tx) error { return tx.Insert(e) })
 	}
 	if a != nil {
 		c.settle(a, end, err == nil)

@@ -264,7 +264,7 @@ func lockDir(dir string) (func(), error) {
 // only these (a cold start that was interrupted) may be initialised.
 var knownNames = map[string]bool{
 	FileName: true, FileName + "-wal": true, FileName + "-shm": true,
-	FileName + "-journal": true, "stripes": true, "values": true, "README": true,
+	FileName + "-journal": true, "stripes": true, "values": true, "README": true, "reserve": true,
 }
 
 func checkIsCache(dir, path string) error {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"syscall"
 )
 
 // Location is where a value's bytes are: what a read needs.
@@ -167,6 +168,14 @@ func IsSQLError(err error) bool {
 	type coder interface{ Code() int }
 	var c coder
 	return errors.As(err, &c)
+}
+
+// IsFull reports whether err is SQLite's "database or disk is full", or
+// the filesystem's ENOSPC.
+func IsFull(err error) bool {
+	type coder interface{ Code() int }
+	var c coder
+	return errors.Is(err, syscall.ENOSPC) || errors.As(err, &c) && c.Code()&0xff == 13 // SQLITE_FULL
 }
 
 // IsBusy reports whether err is SQLite's "database is locked".
