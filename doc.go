@@ -20,6 +20,7 @@
 //	DIR/values/<16 hex digits>.val  value files: append-only, sparse
 //	DIR/stripes                     64 KiB of shared counters that validate reads
 //	DIR/README                      says what the directory is
+//	DIR/reserve                     a space reserve, so that a full disk can still be freed
 //
 // The manifest reads well in the sqlite3 shell: see the entries table and the
 // entries_readable and usage views. Values of 64 KiB and more start on a

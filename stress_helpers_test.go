@@ -16,7 +16,9 @@ import (
 	"io/fs"
 	"maps"
 	"math/rand/v2"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,15 +31,31 @@ import (
 // The key space. It is small and shared by every worker and goroutine, so
 // that they collide all the time.
 const (
-	sharedKeys  = 64 // k/<i>: hold values written for k/<i>
-	pairGroups  = 16 // r/<i>/a and r/<i>/b: renamed into each other
-	emptyKeys   = 8  // e/<i>: only ever hold the empty value
-	privateKeys = 8  // p/<worker>/<g>/<j>: written by goroutine g of worker only
+	sharedKeys  = 64  // k/<i>: hold values written for k/<i>
+	pairGroups  = 16  // r/<i>/a and r/<i>/b: renamed into each other
+	emptyKeys   = 8   // e/<i>: only ever hold the empty value
+	privateKeys = 8   // p/<worker>/<g>/<j>: written by goroutine g of worker only
+	ttlKeys     = 16  // t/<i>: hold values written for t/<i>, always with a TTL
+	privateTTLs = 4   // pt/<worker>/<g>/<j>: like p/, but mostly with a TTL
+	fillKeys    = 512 // f/<i>: under capacity pressure only, many large values
+)
+
+// The TTLs of t/ and pt/ values, and how long after its expiry instant a
+// value must be a miss at the latest.
+const (
+	minTTL       = 50 * time.Millisecond
+	maxTTL       = 2 * time.Second
+	expiryMargin = 50 * time.Millisecond
 )
 
 func sharedKey(i int) string        { return fmt.Sprintf("k/%d", i) }
 func emptyKey(i int) string         { return fmt.Sprintf("e/%d", i) }
 func privatePrefix(w, g int) string { return fmt.Sprintf("p/%d/%d/", w, g) }
+func ttlKey(i int) string           { return fmt.Sprintf("t/%d", i) }
+func fillKey(i int) string          { return fmt.Sprintf("f/%d", i) }
+func privateTTLPrefix(w, g int) string {
+	return fmt.Sprintf("pt/%d/%d/", w, g)
+}
 
 // pairKey names one key of pair i: r/<i>/a, or r/<i>/b if b.
 func pairKey(i int, b bool) string {
@@ -50,7 +68,7 @@ func pairKey(i int, b bool) string {
 // keyGroup names the keys a value written for key may legitimately be found
 // under: a pair key's value may have been renamed to the other key of its
 // pair, and a private key's to another key of the same goroutine. Every
-// other key holds only values written for itself.
+// other key (k/, e/, t/, pt/) holds only values written for itself.
 func keyGroup(key string) string {
 	if strings.HasPrefix(key, "r/") || strings.HasPrefix(key, "p/") {
 		return key[:strings.LastIndexByte(key, '/')+1]
@@ -224,16 +242,28 @@ func checkRead(key string, v []byte) (valueID, error) {
 	return id, nil
 }
 
-// checkListedInfo checks what List says of a key: a key of our key space,
-// and a size that a value of it can have.
+// checkListedInfo checks what List (or a snapshot, or an open Value) says
+// of a key: a key of our key space, a size that a value of it can have, and
+// an expiry only where one was set: always on t/, never but on t/ and pt/.
+// (List and snapshots leave expired keys out: see checkNotExpired.)
 func checkListedInfo(info possum.Info) error {
 	k := info.Key
+	switch {
+	case strings.HasPrefix(k, "t/"):
+		if info.Expires.IsZero() {
+			return fmt.Errorf("list: TTL key %q has no expiry", k)
+		}
+	case strings.HasPrefix(k, "pt/"):
+	case !info.Expires.IsZero():
+		return fmt.Errorf("list: key %q, never put with a TTL, expires at %v", k, info.Expires)
+	}
 	switch {
 	case strings.HasPrefix(k, "e/"):
 		if info.Size != 0 {
 			return fmt.Errorf("list: empty-only key %q has size %d", k, info.Size)
 		}
-	case strings.HasPrefix(k, "k/"), strings.HasPrefix(k, "r/"), strings.HasPrefix(k, "p/"):
+	case strings.HasPrefix(k, "k/"), strings.HasPrefix(k, "r/"), strings.HasPrefix(k, "p/"),
+		strings.HasPrefix(k, "t/"), strings.HasPrefix(k, "pt/"), strings.HasPrefix(k, "f/"):
 		if (info.Size != 0 && info.Size < hdrFixed+minBody) || info.Size > maxValueLen {
 			return fmt.Errorf("list: key %q has impossible size %d", k, info.Size)
 		}
@@ -242,6 +272,16 @@ func checkListedInfo(info possum.Info) error {
 		}
 	default:
 		return fmt.Errorf("list: unknown key %q (size %d)", k, info.Size)
+	}
+	return nil
+}
+
+// checkNotExpired fails an entry that List or a snapshot taken after since
+// returned although it had already expired then.
+func checkNotExpired(info possum.Info, since time.Time) error {
+	if !info.Expires.IsZero() && !info.Expires.After(since) {
+		return fmt.Errorf("key %q expired at %v, before the listing began (%v), yet was returned",
+			info.Key, info.Expires.Format(time.StampMicro), since.Format(time.StampMicro))
 	}
 	return nil
 }
@@ -286,18 +326,25 @@ func (f *stressFailer) failf(format string, args ...any) {
 }
 
 // runStress runs goroutines goroutines of random operations on c for d,
-// as worker number worker (1..255; the in-process test uses 0).
-func runStress(t testing.TB, c *possum.Cache, worker, goroutines int, d time.Duration) stressResult {
+// as worker number worker (1..255; the in-process test uses 0). evictable
+// says the cache runs under capacity pressure: any value may then vanish
+// at any time (never turn into other bytes), so the private models accept
+// a miss where they expected a value.
+func runStress(t testing.TB, c *possum.Cache, worker, goroutines int, d time.Duration, evictable bool) stressResult {
 	f := &stressFailer{t: t}
 	until := time.Now().Add(d)
+	tmp := t.TempDir()
 	ss := make([]*stressor, goroutines)
 	var wg sync.WaitGroup
 	for g := range ss {
 		ss[g] = &stressor{
 			c: c, f: f, worker: worker, g: g,
-			rng:    rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(worker<<16|g))),
-			counts: map[string]int{},
-			model:  map[string][]byte{},
+			rng:       rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(worker<<16|g))),
+			counts:    map[string]int{},
+			model:     map[string][]byte{},
+			ttlModel:  map[string]ttlValue{},
+			evictable: evictable,
+			tmpDir:    tmp,
 		}
 		wg.Go(func() { ss[g].run(until) })
 	}
@@ -332,8 +379,18 @@ type stressor struct {
 	seq       uint64
 	counts    map[string]int
 	// model holds what this goroutine last committed to its private keys:
-	// nobody else writes them, so reads there must return exactly this.
+	// nobody else writes them, so reads there must return exactly this
+	// (or, if evictable, nothing: then the key is dropped from the model,
+	// for an evicted key stays gone until this goroutine writes it again).
 	model map[string][]byte
+	// ttlModel is the same for the private TTL keys, with their expiry.
+	ttlModel  map[string]ttlValue
+	evictable bool
+	// held are the Values and Snapshots this goroutine keeps open across
+	// its next few operations.
+	held   []*heldItem
+	tmpDir string   // for WriteTo into a regular file
+	tmp    *os.File // that file, opened on first use
 }
 
 var stressCtx = context.Background()
@@ -365,9 +422,17 @@ func (s *stressor) run(until time.Time) {
 		{4, s.empty},
 		{20, s.private},
 		{1, s.shortLived},
+		{4, s.openHold},
+		{3, s.snapshot},
+		{3, s.ttlPut},
+		{3, s.ttlGet},
+		{6, s.privateTTL},
 	}
 	if s.g == 0 { // Verify reads every value: one goroutine per worker is plenty
 		ops = append(ops, weightedOp{1, s.verify})
+	}
+	if s.evictable { // keep the live set over the capacity
+		ops = append(ops, weightedOp{6, s.fill})
 	}
 	total := 0
 	for _, o := range ops {
@@ -381,6 +446,13 @@ func (s *stressor) run(until time.Time) {
 				break
 			}
 		}
+		s.tickHeld()
+	}
+	for len(s.held) > 0 {
+		s.tickHeld()
+	}
+	if s.tmp != nil {
+		s.tmp.Close()
 	}
 }
 
@@ -632,14 +704,17 @@ func (s *stressor) failPut() {
 }
 
 // list lists a prefix and checks that keys come in strictly increasing
-// order (so none twice), under the prefix, with plausible sizes. For the
-// goroutine's own private prefix the listing must be exactly its model.
+// order (so none twice), under the prefix, with plausible sizes and
+// expiries, none expired. For the goroutine's own private prefix the
+// listing must be exactly its model (under capacity pressure, a part of
+// it).
 func (s *stressor) list() {
 	own := privatePrefix(s.worker, s.g)
-	prefixes := []string{"", "k/", "k/1", "r/", "r/1", "e/", "p/", own}
+	prefixes := []string{"", "k/", "k/1", "r/", "r/1", "e/", "p/", own, "t/", "pt/"}
 	prefix := prefixes[s.rng.IntN(len(prefixes))]
 	got := map[string]int64{}
 	prev := ""
+	began := time.Now()
 	for info, err := range s.c.List(stressCtx, prefix) {
 		if err != nil {
 			s.failf("List %q: %v", prefix, err)
@@ -654,6 +729,9 @@ func (s *stressor) list() {
 		if err := checkListedInfo(info); err != nil {
 			s.failf("List %q: %v", prefix, err)
 		}
+		if err := checkNotExpired(info, began); err != nil {
+			s.failf("List %q: %v", prefix, err)
+		}
 		prev, got[info.Key] = info.Key, info.Size
 	}
 	s.counts["list"]++
@@ -664,10 +742,27 @@ func (s *stressor) list() {
 	want := map[string]int64{}
 	for k, v := range s.model {
 		want[k] = int64(len(v))
+		if _, ok := got[k]; !ok && s.evictable {
+			s.evicted("list", k) // gone for good: the listing may leave it out
+			delete(want, k)
+		}
 	}
 	if !maps.Equal(got, want) {
 		s.failf("List of own prefix %q = %v, want %v", own, got, want)
 	}
+}
+
+// evicted records that key, which the model holds, was found missing: fine
+// under capacity pressure (the key is then gone from the model too), a
+// lost write otherwise. It reports whether that was fine.
+func (s *stressor) evicted(op, key string) bool {
+	if !s.evictable {
+		return false
+	}
+	delete(s.model, key)
+	delete(s.ttlModel, key)
+	s.counts["evicted."+op]++
+	return true
 }
 
 // empty exercises the empty-only keys: empty puts three ways, reads that
@@ -753,6 +848,7 @@ func (s *stressor) checkPrivate(op, key string) {
 		s.counts["private.get.miss"]++
 	case !ok:
 		s.failf("after %s: Get %q = %s, %v; want not found", op, key, identOf(got), err)
+	case errors.Is(err, fs.ErrNotExist) && s.evicted("get", key):
 	case err != nil:
 		s.failf("after %s: Get %q: %v; want %s", op, key, err, identOf(want))
 	case !bytes.Equal(got, want):
@@ -779,11 +875,15 @@ func (s *stressor) privatePut(key string, viaReader bool) {
 	s.checkPrivate("put", key)
 }
 
-// privateDelete must succeed exactly when the model holds the key.
+// privateDelete must succeed exactly when the model holds the key (or not
+// find it, if it was evicted).
 func (s *stressor) privateDelete(key string) {
 	_, had := s.model[key]
 	err := s.c.Delete(stressCtx, key)
-	if had && err != nil || !had && !errors.Is(err, fs.ErrNotExist) {
+	switch {
+	case had && errors.Is(err, fs.ErrNotExist) && s.evicted("delete", key):
+		// evicted before the delete came
+	case had && err != nil || !had && !errors.Is(err, fs.ErrNotExist):
 		s.failf("private delete %q (present: %v) = %v", key, had, err)
 	}
 	delete(s.model, key)
@@ -803,6 +903,9 @@ func renameModel(m map[string][]byte, from, to string) bool {
 
 func (s *stressor) privateRename(from, to string) {
 	err := s.c.Rename(stressCtx, from, to)
+	if _, ok := s.model[from]; ok && errors.Is(err, fs.ErrNotExist) && s.evicted("rename", from) {
+		err = fs.ErrNotExist // the source was evicted: nothing changed
+	}
 	if ok := renameModel(s.model, from, to); ok && err != nil || !ok && !errors.Is(err, fs.ErrNotExist) {
 		s.failf("private rename %q to %q (source present: %v) = %v", from, to, ok, err)
 	}
@@ -858,11 +961,19 @@ func (s *stressor) privateBatch(commit bool) {
 		s.counts["private.batch.renamemiss"]++
 	default:
 		op = "committed batch"
-		if err := b.Commit(stressCtx); err != nil {
+		switch err := b.Commit(stressCtx); {
+		case err == nil:
+			s.model = next
+			s.counts["private.batch.commit"]++
+		case errors.Is(err, fs.ErrNotExist) && s.evictable:
+			// A rename's source was evicted: nothing changed. Which key
+			// went is unknown, but every key of the model may be missing.
+			op = "batch whose rename's source was evicted"
+			s.counts["evicted.batch"]++
+		default:
 			s.failf("private batch: Commit: %v", err)
+			s.model = next
 		}
-		s.model = next
-		s.counts["private.batch.commit"]++
 	}
 	s.checkAllPrivate(op)
 }
@@ -883,7 +994,7 @@ func (s *stressor) privateFailPut(key string) {
 func (s *stressor) privateDeletePrefix() {
 	prefix := privatePrefix(s.worker, s.g)
 	n, err := s.c.DeletePrefix(stressCtx, prefix)
-	if err != nil || n != len(s.model) {
+	if err != nil || n != len(s.model) && !(s.evictable && n < len(s.model)) {
 		s.failf("DeletePrefix %q = %d, %v; want %d keys", prefix, n, err, len(s.model))
 	}
 	clear(s.model)
@@ -949,4 +1060,773 @@ func (s *stressor) verify() {
 		s.failf("concurrent Verify: %v", p)
 	}
 	s.counts["verify"]++
+}
+
+// Values and snapshots held open. A goroutine opens a value or a snapshot,
+// checks it, and keeps it open across its next few operations, while the
+// other goroutines and processes (and often itself, right away) replace,
+// delete, evict and reclaim what it holds. Then it reads the bytes again,
+// another way: they must be exactly those it read first.
+
+// heldItem is a Value or Snapshot held open.
+type heldItem struct {
+	ops    int    // operations of the goroutine left before finish
+	finish func() // reads it again, checks and closes it
+}
+
+// maxHeld bounds what one goroutine holds at once: under capacity pressure
+// every held region is dead space the cache must make up for.
+const maxHeld = 3
+
+func (s *stressor) hold(finish func()) {
+	n := 1 + s.rng.IntN(5)
+	if len(s.held) >= maxHeld {
+		n = 1
+	}
+	s.held = append(s.held, &heldItem{ops: n, finish: finish})
+}
+
+// tickHeld counts one operation off every held item, and finishes those
+// whose time is up.
+func (s *stressor) tickHeld() {
+	var due []*heldItem
+	kept := s.held[:0]
+	for _, h := range s.held {
+		if h.ops--; h.ops <= 0 {
+			due = append(due, h)
+		} else {
+			kept = append(kept, h)
+		}
+	}
+	s.held = kept
+	for _, h := range due {
+		h.finish()
+	}
+}
+
+// readAtPieces reads v whole through ReadAt, in pieces of random sizes read
+// in random order, and checks that ReadAt at the end says io.EOF.
+func readAtPieces(v *possum.Value, rng *rand.Rand) ([]byte, error) {
+	size := v.Size()
+	b := make([]byte, size)
+	type piece struct{ off, end int64 }
+	var pieces []piece
+	for off := int64(0); off < size; {
+		end := min(size, off+1+rng.Int64N(96<<10))
+		pieces = append(pieces, piece{off, end})
+		off = end
+	}
+	rng.Shuffle(len(pieces), func(i, j int) { pieces[i], pieces[j] = pieces[j], pieces[i] })
+	for i, p := range pieces {
+		n, err := v.ReadAt(b[p.off:p.end], p.off)
+		if n != int(p.end-p.off) || err != nil && !(err == io.EOF && p.end == size) {
+			return nil, fmt.Errorf("ReadAt(%d bytes at %d) of %d (piece %d of %d) = %d, %v",
+				p.end-p.off, p.off, size, i, len(pieces), n, err)
+		}
+	}
+	if n, err := v.ReadAt(make([]byte, 1), size); n != 0 || err != io.EOF {
+		return nil, fmt.Errorf("ReadAt at the end (%d) = %d, %v; want 0, io.EOF", size, n, err)
+	}
+	return b, nil
+}
+
+// readWhole reads v from start to end one of the ways a Value offers,
+// picked at random: ReadAt, Read (which checks the checksum at the end),
+// Bytes (a mapping, for a large value), or io.Copy, that is WriteTo, into a
+// buffer, into a regular file (copy_file_range) or into a pipe (sendfile).
+func (s *stressor) readWhole(v *possum.Value) ([]byte, string, error) {
+	var b []byte
+	var err error
+	var via string
+	switch s.rng.IntN(6) {
+	case 0:
+		via = "readat"
+		b, err = readAtPieces(v, s.rng)
+	case 1:
+		via = "read"
+		if _, err = v.Seek(0, io.SeekStart); err == nil {
+			b, err = io.ReadAll(v)
+		}
+	case 2:
+		via = "bytes"
+		var m []byte
+		if m, err = v.Bytes(); err == nil {
+			b = bytes.Clone(m)
+		}
+	case 3:
+		via = "writeto.buffer"
+		var buf bytes.Buffer
+		b, err = s.copyOut(v, &buf, func() ([]byte, error) { return buf.Bytes(), nil })
+	case 4:
+		via = "writeto.file"
+		b, err = s.copyToFile(v)
+	default:
+		via = "writeto.pipe"
+		b, err = s.copyToPipe(v)
+	}
+	s.counts["via."+via]++
+	if err == nil && int64(len(b)) != v.Size() {
+		err = fmt.Errorf("%d bytes of %d", len(b), v.Size())
+	}
+	if err != nil {
+		return nil, via, fmt.Errorf("reading through %s: %w", via, err)
+	}
+	return b, via, nil
+}
+
+// copyOut rewinds v, copies it into w with io.Copy (so through WriteTo)
+// and returns what got says w received.
+func (s *stressor) copyOut(v *possum.Value, w io.Writer, got func() ([]byte, error)) ([]byte, error) {
+	if _, err := v.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	n, err := io.Copy(w, v)
+	if err != nil {
+		return nil, err
+	}
+	if n != v.Size() {
+		return nil, fmt.Errorf("io.Copy copied %d bytes of %d", n, v.Size())
+	}
+	return got()
+}
+
+func (s *stressor) copyToFile(v *possum.Value) ([]byte, error) {
+	if s.tmp == nil {
+		f, err := os.CreateTemp(s.tmpDir, "writeto")
+		if err != nil {
+			return nil, err
+		}
+		s.tmp = f
+	}
+	if err := s.tmp.Truncate(0); err != nil {
+		return nil, err
+	}
+	if _, err := s.tmp.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	return s.copyOut(v, s.tmp, func() ([]byte, error) {
+		b := make([]byte, v.Size()+1) // one more: the file must end there
+		n, err := s.tmp.ReadAt(b, 0)
+		if err != io.EOF {
+			return nil, fmt.Errorf("reading the copy back: %d bytes, %v", n, err)
+		}
+		return b[:n], nil
+	})
+}
+
+func (s *stressor) copyToPipe(v *possum.Value) ([]byte, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	type result struct {
+		b   []byte
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		b, err := io.ReadAll(r)
+		r.Close()
+		done <- result{b, err}
+	}()
+	_, err = s.copyOut(v, w, func() ([]byte, error) { return nil, nil })
+	w.Close()
+	res := <-done
+	if err == nil {
+		err = res.err
+	}
+	return res.b, err
+}
+
+// openHold opens a shared key's value, reads it whole through ReadAt and
+// through io.Copy into a buffer (WriteTo), checks it is a value of that
+// key, often replaces or deletes the key itself, and holds the Value across
+// the goroutine's next few operations. Then it reads it again: the same
+// bytes, whatever happened to the key meanwhile.
+func (s *stressor) openHold() {
+	var key string
+	switch x := s.rng.IntN(10); {
+	case x == 0:
+		key = emptyKey(s.rng.IntN(emptyKeys))
+	case x == 1:
+		key = ttlKey(s.rng.IntN(ttlKeys))
+	case x == 2 && s.evictable:
+		key = fillKey(s.rng.IntN(fillKeys))
+	default:
+		key = s.randShared()
+	}
+	v, err := s.c.Open(stressCtx, key)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		s.counts["open.miss"]++
+		return
+	case err != nil:
+		s.failf("Open %q: %v", key, err)
+		return
+	}
+	first, ok := s.checkOpened(key, v)
+	if !ok {
+		v.Close()
+		return
+	}
+	s.counts["open"]++
+	s.counts["bytes.held"] += len(first)
+	if s.rng.IntN(2) == 0 {
+		s.clobber("open", key)
+	}
+	s.hold(func() {
+		last, via, err := s.readWhole(v)
+		switch {
+		case err != nil:
+			s.failf("Open %q, held: %v", key, err)
+		case !bytes.Equal(last, first):
+			s.failf("Open %q: the bytes of the held value changed: first %s, read through %s %s (first difference at %d)",
+				key, identOf(first), via, identOf(last), firstMismatch(first, last))
+		}
+		if s.rng.IntN(4) == 0 {
+			if err := v.Verify(); err != nil {
+				s.failf("Open %q, held: Verify: %v", key, err)
+			}
+			s.counts["via.verify"]++
+		}
+		s.closeValue("Open "+strconv.Quote(key), v)
+		s.counts["open.close"]++
+	})
+}
+
+// checkOpened checks a just opened Value of key: its Info, its bytes read
+// through ReadAt (a valid value of key) and through io.Copy into a buffer
+// (the same bytes). It returns the bytes.
+func (s *stressor) checkOpened(key string, v *possum.Value) ([]byte, bool) {
+	info := v.Info()
+	if info.Key != key || info.Size != v.Size() {
+		s.failf("Open %q: Info says key %q, %d bytes; Size says %d", key, info.Key, info.Size, v.Size())
+		return nil, false
+	}
+	if err := checkListedInfo(info); err != nil {
+		s.failf("Open %q: %v", key, err)
+		return nil, false
+	}
+	first, err := readAtPieces(v, s.rng)
+	if err != nil {
+		s.failf("Open %q: %v", key, err)
+		return nil, false
+	}
+	if _, err := checkRead(key, first); err != nil {
+		s.failf("Open %q returned a bad value: %v", key, err)
+		return nil, false
+	}
+	var buf bytes.Buffer
+	n, err := io.Copy(&buf, v)
+	switch {
+	case err != nil || n != v.Size():
+		s.failf("Open %q: io.Copy into a buffer = %d bytes of %d, %v", key, n, v.Size(), err)
+		return nil, false
+	case !bytes.Equal(buf.Bytes(), first):
+		s.failf("Open %q: WriteTo gave %s, ReadAt %s", key, identOf(buf.Bytes()), identOf(first))
+		return nil, false
+	}
+	return first, true
+}
+
+// closeValue closes v (twice: the second must be harmless) and checks that
+// it then refuses to read.
+func (s *stressor) closeValue(what string, v *possum.Value) {
+	if err := v.Close(); err != nil {
+		s.failf("%s: Close: %v", what, err)
+	}
+	if err := v.Close(); err != nil {
+		s.failf("%s: second Close: %v", what, err)
+	}
+	if v.Size() > 0 {
+		if _, err := v.ReadAt(make([]byte, 1), 0); !errors.Is(err, possum.ErrClosed) {
+			s.failf("%s: ReadAt after Close = %v, want ErrClosed", what, err)
+		}
+	}
+}
+
+// clobber deletes or replaces a shared key whose value this goroutine just
+// pinned, so that its region is freed (and offered to the reclaimer) while
+// it is held.
+func (s *stressor) clobber(op, key string) {
+	var err error
+	switch {
+	case strings.HasPrefix(key, "p/"):
+		return // a private key: the model's business
+	case strings.HasPrefix(key, "e/") || s.rng.IntN(2) == 0:
+		s.okOrMissing(op+".delete", key, s.c.Delete(stressCtx, key))
+		return
+	case strings.HasPrefix(key, "t/"):
+		v := s.newValue(key, false)
+		_, err = s.c.PutWith(stressCtx, key, bytes.NewReader(v), &possum.PutOptions{TTL: s.randTTL()})
+	default:
+		err = s.put(key, s.newValue(key, false), s.rng.IntN(2) == 0)
+	}
+	if err != nil {
+		s.failf("%s: replacing %q: %v", op, key, err)
+		return
+	}
+	s.counts[op+".replace"]++
+}
+
+// snapshot takes a snapshot of a prefix (the shared keys, the pairs, the
+// TTL keys, or the goroutine's own private keys) or of a few keys, checks
+// it (see checkSnapshot), often deletes or replaces some of its keys
+// itself, and holds it across the goroutine's next few operations. Then
+// its listing and a couple of its values must be as they were.
+func (s *stressor) snapshot() {
+	var snap *possum.Snapshot
+	var err error
+	var what, prefix string
+	var keys, private []string
+	began := time.Now()
+	switch x := s.rng.IntN(10); {
+	case x < 3:
+		prefix = "k/"
+	case x < 5:
+		prefix = "r/"
+	case x < 6:
+		prefix = "t/"
+		if s.evictable && s.rng.IntN(2) == 0 {
+			prefix = "f/1" // f/1, f/10..f/19, f/100..f/199: up to 111 keys
+		}
+	case x < 8:
+		prefix = privatePrefix(s.worker, s.g)
+		for j := range privateKeys {
+			private = append(private, s.privateKey(j))
+		}
+	default:
+		keys, private = s.snapshotKeys()
+	}
+	if keys != nil {
+		what = fmt.Sprintf("Snapshot(%q)", keys)
+		snap, err = s.c.Snapshot(stressCtx, keys...)
+	} else {
+		what = fmt.Sprintf("SnapshotPrefix(%q)", prefix)
+		snap, err = s.c.SnapshotPrefix(stressCtx, prefix)
+	}
+	if err != nil {
+		s.failf("%s: %v", what, err)
+		return
+	}
+	infos, contents, ok := s.checkSnapshot(what, snap, prefix, keys, began)
+	if ok {
+		ok = s.checkSnapshotPrivate(what, contents, private)
+	}
+	if !ok {
+		snap.Close()
+		return
+	}
+	switch {
+	case keys != nil:
+		s.counts["snapshot.keys"]++
+	case private != nil:
+		s.counts["snapshot.private"]++
+	default:
+		s.counts["snapshot.prefix"]++
+	}
+	s.counts["snapshot.values"] += len(infos)
+	for _, b := range contents {
+		s.counts["bytes.held"] += len(b)
+	}
+	if s.rng.IntN(3) == 0 {
+		if private != nil && keys == nil {
+			s.privateDeletePrefix()
+		} else {
+			for _, info := range infos[:min(len(infos), 2)] {
+				s.clobber("snapshot", info.Key)
+			}
+		}
+	}
+	s.hold(func() { s.finishSnapshot(what, snap, infos, contents) })
+}
+
+// snapshotKeys picks keys for Snapshot: shared keys, both keys of a pair,
+// an empty-only key, a TTL key, one of the goroutine's private keys (also
+// returned alone) and a key that is never written; some may repeat.
+func (s *stressor) snapshotKeys() (keys, private []string) {
+	for range 1 + s.rng.IntN(4) {
+		keys = append(keys, s.randShared())
+	}
+	i := s.rng.IntN(pairGroups)
+	keys = append(keys, pairKey(i, false), pairKey(i, true))
+	if s.rng.IntN(2) == 0 {
+		keys = append(keys, emptyKey(s.rng.IntN(emptyKeys)))
+	}
+	if s.rng.IntN(2) == 0 {
+		keys = append(keys, ttlKey(s.rng.IntN(ttlKeys)))
+	}
+	if s.rng.IntN(2) == 0 {
+		keys = append(keys, "k/never")
+	}
+	if s.rng.IntN(2) == 0 {
+		k := s.randPrivate()
+		keys, private = append(keys, k), []string{k}
+	}
+	s.rng.Shuffle(len(keys), func(i, j int) { keys[i], keys[j] = keys[j], keys[i] })
+	return keys, private
+}
+
+// checkSnapshot checks a fresh snapshot: List is in strictly increasing key
+// order, has as many entries as Len, holds only keys asked for (under
+// prefix, or among keys) and none expired before the snapshot began; every
+// listed key's Value has that Info and its bytes (read through ReadAt) are
+// a valid value of the key; keys asked for but not listed are not found;
+// and no value is under two keys at once (renames move values, nothing
+// copies them: seeing one twice means the snapshot mixed two instants). It
+// returns the listing and each key's bytes.
+func (s *stressor) checkSnapshot(what string, snap *possum.Snapshot, prefix string, keys []string, began time.Time) ([]possum.Info, map[string][]byte, bool) {
+	infos := snap.List()
+	if len(infos) != snap.Len() {
+		s.failf("%s: List has %d entries, Len says %d", what, len(infos), snap.Len())
+		return nil, nil, false
+	}
+	asked := map[string]bool{}
+	for _, k := range keys {
+		asked[k] = true
+	}
+	contents := map[string][]byte{}
+	owner := map[[3]uint64]string{}
+	for i, info := range infos {
+		k := info.Key
+		switch {
+		case i > 0 && k <= infos[i-1].Key:
+			s.failf("%s: List has %q after %q: out of order or twice", what, k, infos[i-1].Key)
+			return nil, nil, false
+		case keys == nil && !strings.HasPrefix(k, prefix), keys != nil && !asked[k]:
+			s.failf("%s: holds %q, which was not asked for", what, k)
+			return nil, nil, false
+		}
+		if err := checkListedInfo(info); err != nil {
+			s.failf("%s: %v", what, err)
+		}
+		if err := checkNotExpired(info, began); err != nil {
+			s.failf("%s: %v", what, err)
+		}
+		v, err := snap.Value(k)
+		if err != nil {
+			s.failf("%s: Value(%q) of a listed key: %v", what, k, err)
+			return nil, nil, false
+		}
+		if v.Info() != info {
+			s.failf("%s: Value(%q).Info() = %+v, but List says %+v", what, k, v.Info(), info)
+		}
+		b, err := readAtPieces(v, s.rng)
+		if err != nil {
+			s.failf("%s: value of %q: %v", what, k, err)
+			return nil, nil, false
+		}
+		id, err := checkRead(k, b)
+		if err != nil {
+			s.failf("%s: %q holds a bad value: %v", what, k, err)
+			return nil, nil, false
+		}
+		if len(b) > 0 {
+			ident := [3]uint64{uint64(id.Worker), uint64(id.G), id.Seq}
+			if other, dup := owner[ident]; dup {
+				s.failf("%s: %v is under %q and %q at once", what, id, other, k)
+			}
+			owner[ident] = k
+		}
+		contents[k] = b
+	}
+	for k := range asked {
+		if _, in := contents[k]; in {
+			continue
+		}
+		if _, err := snap.Value(k); !errors.Is(err, possum.ErrNotFound) {
+			s.failf("%s: Value(%q) of a key not listed = %v, want ErrNotFound", what, k, err)
+		}
+	}
+	return infos, contents, true
+}
+
+// checkSnapshotPrivate checks the snapshot's values of this goroutine's
+// private keys: exactly what the model says (under capacity pressure, or
+// nothing).
+func (s *stressor) checkSnapshotPrivate(what string, contents map[string][]byte, private []string) bool {
+	for _, k := range private {
+		want, ok := s.model[k]
+		got, in := contents[k]
+		switch {
+		case ok && in && !bytes.Equal(got, want):
+			s.failf("%s: own key %q holds %s; want %s", what, k, identOf(got), identOf(want))
+			return false
+		case ok && !in && !s.evicted("snapshot", k):
+			s.failf("%s: own key %q is missing; want %s", what, k, identOf(want))
+			return false
+		case !ok && in:
+			s.failf("%s: own key %q holds %s; want nothing", what, k, identOf(got))
+			return false
+		}
+	}
+	return true
+}
+
+// finishSnapshot checks a held snapshot again, then closes it: the same
+// listing, and a couple of its values, read another way, the same bytes.
+func (s *stressor) finishSnapshot(what string, snap *possum.Snapshot, infos []possum.Info, contents map[string][]byte) {
+	if got := snap.List(); !slices.Equal(got, infos) {
+		s.failf("%s, held: List changed from %v to %v", what, infos, got)
+	}
+	for _, i := range s.rng.Perm(len(infos))[:min(len(infos), 2)] {
+		k := infos[i].Key
+		v, err := snap.Value(k)
+		if err != nil {
+			s.failf("%s, held: Value(%q): %v", what, k, err)
+			continue
+		}
+		b, via, err := s.readWhole(v)
+		switch {
+		case err != nil:
+			s.failf("%s, held: value of %q: %v", what, k, err)
+		case !bytes.Equal(b, contents[k]):
+			s.failf("%s, held: the bytes of %q changed: first %s, read through %s %s (first difference at %d)",
+				what, k, identOf(contents[k]), via, identOf(b), firstMismatch(contents[k], b))
+		}
+		s.counts["snapshot.reread"]++
+	}
+	if err := snap.Close(); err != nil {
+		s.failf("%s: Close: %v", what, err)
+	}
+	for _, info := range infos[:min(len(infos), 1)] {
+		if v, err := snap.Value(info.Key); err == nil && v.Size() > 0 {
+			if _, err := v.ReadAt(make([]byte, 1), 0); !errors.Is(err, possum.ErrClosed) {
+				s.failf("%s: ReadAt of %q after Close = %v, want ErrClosed", what, info.Key, err)
+			}
+		}
+	}
+	s.counts["snapshot.close"]++
+}
+
+// Expiry. The t/ keys are shared and always put with a TTL: a read may
+// miss, but what it returns must be a valid value of the key. The pt/ keys
+// are private like the p/ keys, mostly put with a TTL, and their model
+// knows when each value expires, within the time its put took: a read that
+// ends before the earliest instant must hit (unless evicted), one that
+// starts later than the latest instant plus expiryMargin must miss.
+
+// ttlValue is what the model knows of a private TTL key.
+type ttlValue struct {
+	v []byte
+	// earliest and latest bound the expiry instant: the TTL after the put
+	// began, and after it returned. Zero: the value never expires.
+	earliest, latest time.Time
+}
+
+func (e ttlValue) expires() bool { return !e.latest.IsZero() }
+
+func (s *stressor) randTTL() time.Duration {
+	return minTTL + time.Duration(s.rng.Int64N(int64(maxTTL-minTTL)))
+}
+
+func (s *stressor) privateTTLKey(j int) string {
+	return privateTTLPrefix(s.worker, s.g) + strconv.Itoa(j)
+}
+
+// ttlPut puts a t/ key with a random TTL, alone or with another in a batch.
+func (s *stressor) ttlPut() {
+	key := ttlKey(s.rng.IntN(ttlKeys))
+	v := s.newValue(key, false)
+	if s.rng.IntN(4) > 0 {
+		n, err := s.c.PutWith(stressCtx, key, &stressReader{b: v, rng: s.rng}, &possum.PutOptions{TTL: s.randTTL()})
+		if err != nil || n != int64(len(v)) {
+			s.failf("PutWith %q with a TTL = %d of %d bytes, %v", key, n, len(v), err)
+			return
+		}
+		s.counts["ttl.put"]++
+		return
+	}
+	b := s.c.NewBatch()
+	_, err := b.PutWith(stressCtx, key, &stressReader{b: v, rng: s.rng}, &possum.PutOptions{TTL: s.randTTL()})
+	if err == nil {
+		key2 := ttlKey(s.rng.IntN(ttlKeys))
+		_, err = b.PutWith(stressCtx, key2, bytes.NewReader(s.newValue(key2, false)), &possum.PutOptions{TTL: s.randTTL()})
+	}
+	if err != nil {
+		s.failf("batch: staging a put with a TTL: %v", err)
+		b.Abort()
+		return
+	}
+	if err := b.Commit(stressCtx); err != nil {
+		s.failf("batch of puts with a TTL: Commit: %v", err)
+		return
+	}
+	s.counts["ttl.batch"]++
+}
+
+// ttlGet reads a t/ key: it may have expired, but a value it returns must
+// be valid for it.
+func (s *stressor) ttlGet() {
+	if _, ok := s.read(ttlKey(s.rng.IntN(ttlKeys))); ok {
+		s.counts["ttl.get.hit"]++
+	} else {
+		s.counts["ttl.get.miss"]++
+	}
+}
+
+func (s *stressor) privateTTL() {
+	switch x := s.rng.IntN(10); {
+	case x < 4:
+		s.privateTTLPut(s.privateTTLKey(s.rng.IntN(privateTTLs)))
+	case x < 9:
+		s.checkTTL(s.pickTTLKey())
+	default:
+		s.listTTL()
+	}
+}
+
+// pickTTLKey prefers a private TTL key whose value has certainly expired.
+func (s *stressor) pickTTLKey() string {
+	now := time.Now()
+	for j := range privateTTLs {
+		k := s.privateTTLKey(j)
+		if e, ok := s.ttlModel[k]; ok && e.expires() && now.After(e.latest.Add(expiryMargin)) {
+			return k
+		}
+	}
+	return s.privateTTLKey(s.rng.IntN(privateTTLs))
+}
+
+// privateTTLPut puts a private TTL key, mostly with a TTL, and reads it
+// back.
+func (s *stressor) privateTTLPut(key string) {
+	v := s.newValue(key, false)
+	var opts *possum.PutOptions
+	if s.rng.IntN(5) > 0 {
+		opts = &possum.PutOptions{TTL: s.randTTL()}
+	}
+	began := time.Now()
+	n, err := s.c.PutWith(stressCtx, key, &stressReader{b: v, rng: s.rng}, opts)
+	ended := time.Now()
+	if err != nil || n != int64(len(v)) {
+		s.failf("private PutWith %q = %d of %d bytes, %v", key, n, len(v), err)
+		return
+	}
+	e := ttlValue{v: v}
+	if opts != nil {
+		e.earliest, e.latest = began.Add(opts.TTL), ended.Add(opts.TTL)
+	}
+	s.ttlModel[key] = e
+	s.counts["ttl.private.put"]++
+	s.checkTTL(key)
+}
+
+// checkTTL reads a private TTL key, through Get or Open, and judges the
+// outcome by the model and the clock.
+func (s *stressor) checkTTL(key string) {
+	e, ok := s.ttlModel[key]
+	began := time.Now()
+	var got []byte
+	var err error
+	if s.rng.IntN(3) == 0 {
+		var v *possum.Value
+		if v, err = s.c.Open(stressCtx, key); err == nil {
+			got, err = readAtPieces(v, s.rng)
+			v.Close()
+		}
+	} else {
+		got, err = s.c.Get(stressCtx, key)
+	}
+	ended := time.Now()
+	gone := ok && e.expires() && began.After(e.latest.Add(expiryMargin))
+	live := ok && (!e.expires() || ended.Before(e.earliest))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		switch {
+		case !ok:
+			s.counts["ttl.private.miss"]++
+		case gone:
+			s.counts["ttl.private.expired"]++
+			delete(s.ttlModel, key)
+		case live && !s.evicted("ttl", key):
+			s.failf("read %q: not found, but its value (%s) %s", key, identOf(e.v), e.describe(ended))
+		case !live:
+			s.counts["ttl.private.expiring"]++ // read around its expiry instant
+			delete(s.ttlModel, key)
+		}
+	case err != nil:
+		s.failf("read %q: %v", key, err)
+	case !ok:
+		s.failf("read %q returned %s; want not found", key, identOf(got))
+	case gone:
+		s.failf("read %q returned its value %s, which %s", key, identOf(got), e.describe(began))
+	case !bytes.Equal(got, e.v):
+		s.failf("read %q returned %s; want %s", key, identOf(got), identOf(e.v))
+	default:
+		s.counts["ttl.private.hit"]++
+	}
+}
+
+// describe says when e expires, seen from now.
+func (e ttlValue) describe(now time.Time) string {
+	if !e.expires() {
+		return "never expires"
+	}
+	return fmt.Sprintf("expires between %v and %v (now %v)", e.earliest.Format(time.StampMicro),
+		e.latest.Format(time.StampMicro), now.Format(time.StampMicro))
+}
+
+// listTTL lists the private TTL keys: each listed key's size and expiry as
+// the model says, none certainly expired, and every key that must be live
+// listed.
+func (s *stressor) listTTL() {
+	prefix := privateTTLPrefix(s.worker, s.g)
+	began := time.Now()
+	got := map[string]possum.Info{}
+	for info, err := range s.c.List(stressCtx, prefix) {
+		if err != nil {
+			s.failf("List %q: %v", prefix, err)
+			return
+		}
+		got[info.Key] = info
+	}
+	ended := time.Now()
+	for k, info := range got {
+		e, ok := s.ttlModel[k]
+		switch {
+		case !ok:
+			s.failf("List %q yielded %q, which holds nothing", prefix, k)
+		case info.Size != int64(len(e.v)):
+			s.failf("List %q: %q has %d bytes; want %d", prefix, k, info.Size, len(e.v))
+		case e.expires() && began.After(e.latest.Add(expiryMargin)):
+			s.failf("List %q yielded %q, which %s", prefix, k, e.describe(began))
+		case !e.expires() && !info.Expires.IsZero():
+			s.failf("List %q: %q expires at %v; want never", prefix, k, info.Expires)
+		case e.expires() && (info.Expires.Before(e.earliest) || info.Expires.After(e.latest)):
+			s.failf("List %q: %q expires at %v, but its value %s", prefix, k,
+				info.Expires.Format(time.StampMicro), e.describe(began))
+		}
+	}
+	for k, e := range s.ttlModel {
+		if _, in := got[k]; in {
+			continue
+		}
+		if !e.expires() || ended.Before(e.earliest) {
+			if !s.evicted("ttl.list", k) {
+				s.failf("List %q left out %q, whose value %s", prefix, k, e.describe(ended))
+			}
+			continue
+		}
+		delete(s.ttlModel, k) // expired
+	}
+	s.counts["ttl.private.list"]++
+}
+
+// fill writes (and now and then reads) the f/ keys, under capacity
+// pressure only: many values of 16 to 256 KiB, never deleted, so that the
+// live set stays over the capacity and every few puts evict.
+func (s *stressor) fill() {
+	key := fillKey(s.rng.IntN(fillKeys))
+	if s.rng.IntN(4) == 0 {
+		s.read(key)
+		s.counts["fill.get"]++
+		return
+	}
+	v := s.newValueLen(key, false, 16<<10+s.rng.IntN(240<<10))
+	if err := s.put(key, v, s.rng.IntN(2) == 0); err != nil {
+		s.failf("fill put %q: %v", key, err)
+		return
+	}
+	s.counts["fill.put"]++
 }
