@@ -101,9 +101,14 @@ func (tx *Tx) Insert(e NewEntry) error {
 
 // Delete removes key, recording its region as dead. A missing key is
 // fs.ErrNotExist.
+//
+// A key found missing has its stripe bumped too: another process may have
+// deleted it (evicted it) and not yet announced it, and whoever saw it
+// missing here must not read it from a stale location cache afterwards.
 func (tx *Tx) Delete(key []byte) error {
 	found, err := tx.deleteKey(key)
 	if err == nil && !found {
+		tx.touch(key)
 		err = fs.ErrNotExist
 	}
 	return err
@@ -211,12 +216,14 @@ func (tx *Tx) Rename(from, to []byte) error {
 			return err
 		}
 		if n == 0 {
+			tx.touch(from) // see Delete
 			return fs.ErrNotExist
 		}
 		return nil
 	}
 	var id int64
 	if err := tx.get(&id, `SELECT key_id FROM entries WHERE key = ?`, from); err != nil {
+		tx.touch(from) // see Delete
 		return scanErr(err)
 	}
 	if _, err := tx.deleteKey(to); err != nil {
