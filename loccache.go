@@ -1,6 +1,7 @@
 package possum
 
 import (
+	"strings"
 	"sync"
 	"time"
 
@@ -85,4 +86,23 @@ func (lc *locationCache) put(key string, h, s1 uint64, loc manifest.Location, ne
 	}
 	sh.m[key] = e
 	sh.mu.Unlock()
+}
+
+// dropPrefix forgets every entry whose key starts with prefix. A prefix
+// delete or move calls it after committing: the commit bumped the stripes
+// of the keys it found, but a key another process deleted just before
+// (committed, its stripe not yet bumped) is not among them, and this
+// process, having seen the prefix emptied, must not read that key from
+// here afterwards.
+func (lc *locationCache) dropPrefix(prefix string) {
+	for i := range lc.shards {
+		sh := &lc.shards[i]
+		sh.mu.Lock()
+		for k := range sh.m {
+			if strings.HasPrefix(k, prefix) {
+				delete(sh.m, k)
+			}
+		}
+		sh.mu.Unlock()
+	}
 }

@@ -158,6 +158,7 @@ func (c *Cache) DeletePrefix(ctx context.Context, prefix string) (int, error) {
 		n, err = tx.DeleteRange([]byte(prefix), prefixEnd(prefix))
 		return err
 	})
+	c.locs.dropPrefix(prefix)
 	return n, err
 }
 
@@ -191,6 +192,7 @@ func (c *Cache) MovePrefix(ctx context.Context, from, to string) (int, error) {
 		}
 		return err
 	})
+	c.locs.dropPrefix(from) // see DeletePrefix
 	return n, err
 }
 
