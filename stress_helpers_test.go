@@ -343,6 +343,7 @@ func runStress(t testing.TB, c *possum.Cache, worker, goroutines int, d time.Dur
 			counts:    map[string]int{},
 			model:     map[string][]byte{},
 			ttlModel:  map[string]ttlValue{},
+			gone:      map[string]string{},
 			evictable: evictable,
 			tmpDir:    tmp,
 		}
@@ -386,6 +387,9 @@ type stressor struct {
 	// ttlModel is the same for the private TTL keys, with their expiry.
 	ttlModel  map[string]ttlValue
 	evictable bool
+	// gone says, for a key the model dropped because it was found missing
+	// (evicted), which value and how: for the message if it comes back.
+	gone map[string]string
 	// held are the Values and Snapshots this goroutine keeps open across
 	// its next few operations.
 	held   []*heldItem
@@ -752,6 +756,14 @@ func (s *stressor) list() {
 	}
 }
 
+// goneNote says why the model holds nothing for key.
+func (s *stressor) goneNote(key string) string {
+	if g, ok := s.gone[key]; ok {
+		return "last: " + g
+	}
+	return "deleted, never written or expired"
+}
+
 // evicted records that key, which the model holds, was found missing: fine
 // under capacity pressure (the key is then gone from the model too), a
 // lost write otherwise. It reports whether that was fine.
@@ -759,6 +771,13 @@ func (s *stressor) evicted(op, key string) bool {
 	if !s.evictable {
 		return false
 	}
+	was := "nothing"
+	if v, ok := s.model[key]; ok {
+		was = identOf(v)
+	} else if e, ok := s.ttlModel[key]; ok {
+		was = identOf(e.v)
+	}
+	s.gone[key] = fmt.Sprintf("%s found %s missing at %s, so it was taken as evicted", op, was, time.Now().Format(time.StampMicro))
 	delete(s.model, key)
 	delete(s.ttlModel, key)
 	s.counts["evicted."+op]++
@@ -847,7 +866,7 @@ func (s *stressor) checkPrivate(op, key string) {
 	case !ok && errors.Is(err, fs.ErrNotExist):
 		s.counts["private.get.miss"]++
 	case !ok:
-		s.failf("after %s: Get %q = %s, %v; want not found", op, key, identOf(got), err)
+		s.failf("after %s: Get %q = %s, %v; want not found (%s)", op, key, identOf(got), err, s.goneNote(key))
 	case errors.Is(err, fs.ErrNotExist) && s.evicted("get", key):
 	case err != nil:
 		s.failf("after %s: Get %q: %v; want %s", op, key, err, identOf(want))
@@ -1556,7 +1575,7 @@ func (s *stressor) checkSnapshotPrivate(what string, contents map[string][]byte,
 			s.failf("%s: own key %q is missing; want %s", what, k, identOf(want))
 			return false
 		case !ok && in:
-			s.failf("%s: own key %q holds %s; want nothing", what, k, identOf(got))
+			s.failf("%s: own key %q holds %s; want nothing (%s)", what, k, identOf(got), s.goneNote(k))
 			return false
 		}
 	}
@@ -1748,7 +1767,7 @@ func (s *stressor) checkTTL(key string) {
 	case err != nil:
 		s.failf("read %q: %v", key, err)
 	case !ok:
-		s.failf("read %q returned %s; want not found", key, identOf(got))
+		s.failf("read %q returned %s; want not found (%s)", key, identOf(got), s.goneNote(key))
 	case gone:
 		s.failf("read %q returned its value %s, which %s", key, identOf(got), e.describe(began))
 	case !bytes.Equal(got, e.v):
@@ -1786,7 +1805,7 @@ func (s *stressor) listTTL() {
 		e, ok := s.ttlModel[k]
 		switch {
 		case !ok:
-			s.failf("List %q yielded %q, which holds nothing", prefix, k)
+			s.failf("List %q yielded %q, which holds nothing (%s)", prefix, k, s.goneNote(k))
 		case info.Size != int64(len(e.v)):
 			s.failf("List %q: %q has %d bytes; want %d", prefix, k, info.Size, len(e.v))
 		case e.expires() && began.After(e.latest.Add(expiryMargin)):
