@@ -107,7 +107,12 @@ func (c *Cache) pin(ctx context.Context, e *manifest.Entry, s1 uint64, si int) (
 		return v, nil
 	}
 	view, err := c.pinView(e)
-	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, snapshot.ErrBusy) {
+	switch {
+	case err != nil && c.stripes.Load(si) != s1:
+		// The value changed while it was being pinned: freed, its file
+		// cut short (a clone then fails with EINVAL) or removed.
+		err = errRetry
+	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, snapshot.ErrBusy):
 		err = errRetry // the file or region went: the stripe will say so
 	}
 	if err == nil && c.stripes.Load(si) != s1 {
@@ -157,11 +162,20 @@ func (c *Cache) pinView(e *manifest.Entry) (*snapshot.View, error) {
 			return view, nil
 		}
 		if !errors.Is(err, values.ErrUnsupported) {
-			return nil, err
+			// Not a filesystem that cannot clone: this value could not be
+			// cloned (its file cut short meanwhile, say). The lock path
+			// pins it, or fails in turn.
+			c.log.Debug("possum: clone failed; pinning with a range lock", "file", e.FileID, "err", err)
+			return c.lockView(e)
 		}
 		c.log.Debug("possum: clone unsupported; pinning with range locks", "err", err)
 		c.cloneOK.Store(false)
 	}
+	return c.lockView(e)
+}
+
+// lockView pins e's region with a shared range lock.
+func (c *Cache) lockView(e *manifest.Entry) (*snapshot.View, error) {
 	view, err := snapshot.Lock(c.files, e.FileID, e.Offset, e.Length, e.Footprint)
 	if err == nil {
 		c.stats.locks.Add(1)
