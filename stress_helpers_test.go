@@ -343,7 +343,7 @@ func runStress(t testing.TB, c *possum.Cache, worker, goroutines int, d time.Dur
 			counts:    map[string]int{},
 			model:     map[string][]byte{},
 			ttlModel:  map[string]ttlValue{},
-			gone:      map[string]string{},
+			hist:      map[string][]string{},
 			evictable: evictable,
 			tmpDir:    tmp,
 		}
@@ -387,9 +387,9 @@ type stressor struct {
 	// ttlModel is the same for the private TTL keys, with their expiry.
 	ttlModel  map[string]ttlValue
 	evictable bool
-	// gone says, for a key the model dropped because it was found missing
-	// (evicted), which value and how: for the message if it comes back.
-	gone map[string]string
+	// hist is what happened lately to each private key, as the model saw
+	// it: for the messages when a read disagrees with the model.
+	hist map[string][]string
 	// held are the Values and Snapshots this goroutine keeps open across
 	// its next few operations.
 	held   []*heldItem
@@ -758,10 +758,27 @@ func (s *stressor) list() {
 
 // goneNote says why the model holds nothing for key.
 func (s *stressor) goneNote(key string) string {
-	if g, ok := s.gone[key]; ok {
-		return "last: " + g
+	if h := s.hist[key]; len(h) > 0 {
+		return "its history: " + strings.Join(h, "; ")
 	}
-	return "deleted, never written or expired"
+	return "never written"
+}
+
+// headerOf names a value by its header alone, cheaply, for a history.
+func headerOf(v []byte) string {
+	if len(v) < hdrFixed {
+		return fmt.Sprintf("%d bytes", len(v))
+	}
+	return fmt.Sprintf("%d/%d/%d (%d B)", v[9], binary.LittleEndian.Uint16(v[10:]), binary.LittleEndian.Uint64(v[12:]), len(v))
+}
+
+// histLen is how many events of a private key note keeps.
+const histLen = 12
+
+// note records an event of a private key for goneNote.
+func (s *stressor) note(key, format string, args ...any) {
+	h := append(s.hist[key], time.Now().Format("15:04:05.000000")+" "+fmt.Sprintf(format, args...))
+	s.hist[key] = h[max(0, len(h)-histLen):]
 }
 
 // evicted records that key, which the model holds, was found missing: fine
@@ -773,11 +790,11 @@ func (s *stressor) evicted(op, key string) bool {
 	}
 	was := "nothing"
 	if v, ok := s.model[key]; ok {
-		was = identOf(v)
+		was = headerOf(v)
 	} else if e, ok := s.ttlModel[key]; ok {
-		was = identOf(e.v)
+		was = headerOf(e.v)
 	}
-	s.gone[key] = fmt.Sprintf("%s found %s missing at %s, so it was taken as evicted", op, was, time.Now().Format(time.StampMicro))
+	s.note(key, "%s found %s missing: taken as evicted", op, was)
 	delete(s.model, key)
 	delete(s.ttlModel, key)
 	s.counts["evicted."+op]++
@@ -869,9 +886,9 @@ func (s *stressor) checkPrivate(op, key string) {
 		s.failf("after %s: Get %q = %s, %v; want not found (%s)", op, key, identOf(got), err, s.goneNote(key))
 	case errors.Is(err, fs.ErrNotExist) && s.evicted("get", key):
 	case err != nil:
-		s.failf("after %s: Get %q: %v; want %s", op, key, err, identOf(want))
+		s.failf("after %s: Get %q: %v; want %s (%s)", op, key, err, identOf(want), s.goneNote(key))
 	case !bytes.Equal(got, want):
-		s.failf("after %s: Get %q returned %s; want %s", op, key, identOf(got), identOf(want))
+		s.failf("after %s: Get %q returned %s; want %s (%s)", op, key, identOf(got), identOf(want), s.goneNote(key))
 	default:
 		s.counts["private.get.hit"]++
 	}
@@ -890,6 +907,7 @@ func (s *stressor) privatePut(key string, viaReader bool) {
 		return
 	}
 	s.model[key] = v
+	s.note(key, "put %s", headerOf(v))
 	s.counts["private.put"]++
 	s.checkPrivate("put", key)
 }
@@ -905,6 +923,7 @@ func (s *stressor) privateDelete(key string) {
 	case had && err != nil || !had && !errors.Is(err, fs.ErrNotExist):
 		s.failf("private delete %q (present: %v) = %v", key, had, err)
 	}
+	s.note(key, "delete = %v", err)
 	delete(s.model, key)
 	s.counts["private.delete"]++
 	s.checkPrivate("delete", key)
@@ -921,6 +940,10 @@ func renameModel(m map[string][]byte, from, to string) bool {
 }
 
 func (s *stressor) privateRename(from, to string) {
+	moved := "nothing"
+	if v, ok := s.model[from]; ok {
+		moved = headerOf(v)
+	}
 	err := s.c.Rename(stressCtx, from, to)
 	if _, ok := s.model[from]; ok && errors.Is(err, fs.ErrNotExist) && s.evicted("rename", from) {
 		err = fs.ErrNotExist // the source was evicted: nothing changed
@@ -928,6 +951,8 @@ func (s *stressor) privateRename(from, to string) {
 	if ok := renameModel(s.model, from, to); ok && err != nil || !ok && !errors.Is(err, fs.ErrNotExist) {
 		s.failf("private rename %q to %q (source present: %v) = %v", from, to, ok, err)
 	}
+	s.note(from, "rename to %s = %v", to, err)
+	s.note(to, "rename from %s (%s) = %v", from, moved, err)
 	s.counts["private.rename"]++
 	s.checkPrivate("rename", from)
 	s.checkPrivate("rename", to)
@@ -941,6 +966,7 @@ func (s *stressor) privateBatch(commit bool) {
 	b := s.c.NewBatch()
 	next := maps.Clone(s.model)
 	renameMiss := false
+	var staged []string // for the keys' histories
 	for range 1 + s.rng.IntN(5) {
 		key := s.randPrivate()
 		var err error
@@ -953,13 +979,16 @@ func (s *stressor) privateBatch(commit bool) {
 				_, err = b.Put(stressCtx, key, &stressReader{b: v, rng: s.rng})
 			}
 			next[key] = v
+			staged = append(staged, key, "put "+headerOf(v))
 		case 1:
 			err = b.Delete(key)
 			delete(next, key)
+			staged = append(staged, key, "delete")
 		case 2:
 			to := s.randPrivate()
 			err = b.Rename(key, to)
 			renameMiss = !renameModel(next, key, to) || renameMiss
+			staged = append(staged, key, "rename to "+to, to, "rename from "+key)
 		}
 		if err != nil {
 			s.failf("private batch: staging: %v", err)
@@ -994,6 +1023,9 @@ func (s *stressor) privateBatch(commit bool) {
 			s.model = next
 		}
 	}
+	for i := 0; i < len(staged); i += 2 {
+		s.note(staged[i], "%s in a %s", staged[i+1], op)
+	}
 	s.checkAllPrivate(op)
 }
 
@@ -1005,6 +1037,7 @@ func (s *stressor) privateFailPut(key string) {
 		s.failf("private put %q with a failing reader = %v, want the reader's error", key, err)
 	}
 	s.counts["private.failput"]++
+	s.note(key, "failed put of %s", headerOf(v))
 	s.checkPrivate("failed put", key)
 }
 
@@ -1015,6 +1048,9 @@ func (s *stressor) privateDeletePrefix() {
 	n, err := s.c.DeletePrefix(stressCtx, prefix)
 	if err != nil || n != len(s.model) && !(s.evictable && n < len(s.model)) {
 		s.failf("DeletePrefix %q = %d, %v; want %d keys", prefix, n, err, len(s.model))
+	}
+	for j := range privateKeys {
+		s.note(s.privateKey(j), "DeletePrefix = %d, %v", n, err)
 	}
 	clear(s.model)
 	s.counts["private.deleteprefix"]++
@@ -1054,6 +1090,7 @@ func (s *stressor) shortLived() {
 		}
 		if strings.HasPrefix(key, "p/") {
 			s.model[key] = v
+			s.note(key, "put %s through another handle", headerOf(v))
 			written = append(written, key)
 		}
 	}
@@ -1727,6 +1764,7 @@ func (s *stressor) privateTTLPut(key string) {
 		e.earliest, e.latest = began.Add(opts.TTL), ended.Add(opts.TTL)
 	}
 	s.ttlModel[key] = e
+	s.note(key, "put %s, which %s", headerOf(v), e.describe(ended))
 	s.counts["ttl.private.put"]++
 	s.checkTTL(key)
 }
@@ -1757,11 +1795,13 @@ func (s *stressor) checkTTL(key string) {
 			s.counts["ttl.private.miss"]++
 		case gone:
 			s.counts["ttl.private.expired"]++
+			s.note(key, "found missing: expired")
 			delete(s.ttlModel, key)
 		case live && !s.evicted("ttl", key):
 			s.failf("read %q: not found, but its value (%s) %s", key, identOf(e.v), e.describe(ended))
 		case !live:
 			s.counts["ttl.private.expiring"]++ // read around its expiry instant
+			s.note(key, "found missing around its expiry")
 			delete(s.ttlModel, key)
 		}
 	case err != nil:
