@@ -756,12 +756,13 @@ func (s *stressor) list() {
 	}
 }
 
-// goneNote says why the model holds nothing for key.
+// goneNote tells what the model saw happen to key lately, and the time.
 func (s *stressor) goneNote(key string) string {
+	now := time.Now().Format("15:04:05.000000")
 	if h := s.hist[key]; len(h) > 0 {
-		return "its history: " + strings.Join(h, "; ")
+		return "its history: " + strings.Join(h, "; ") + "; now " + now
 	}
-	return "never written"
+	return "never written; now " + now
 }
 
 // headerOf names a value by its header alone, cheaply, for a history.
