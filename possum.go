@@ -137,6 +137,11 @@ func (c *Cache) open(ctx context.Context) error {
 		MaxKey:   MaxKeySize,
 		Now:      c.opts.now,
 		Init:     c.initFiles,
+		BeforeCommit: func(stripes map[int]struct{}) {
+			for s := range stripes {
+				c.stripes.Bump(s)
+			}
+		},
 		// Before SQLite creates its files: none of them may be
 		// preallocated (see values.NoPreallocDir).
 		Prepare: func() { values.NoPreallocDir(c.dir) },

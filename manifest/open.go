@@ -76,6 +76,12 @@ type Config struct {
 	StripeOf func(key []byte) int
 	// MaxKey is the longest key MovePrefix may make; 0 means no limit.
 	MaxKey int
+	// BeforeCommit, if set, is called with the stripes a transaction
+	// touched just before it commits (it is called again by the caller
+	// after). Bumping them on both sides of the commit means a location
+	// cached before the commit is invalid by the time the change is
+	// visible: only a read inside the commit itself can see a stale one.
+	BeforeCommit func(stripes map[int]struct{})
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Prepare, if set, runs under the directory lock once the directory is

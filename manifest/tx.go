@@ -37,6 +37,9 @@ func (m *Manifest) Update(ctx context.Context, fn func(*Tx) error) ([]int, error
 		sqltx.Rollback()
 		return nil, err
 	}
+	if m.cfg.BeforeCommit != nil && len(tx.stripes) > 0 {
+		m.cfg.BeforeCommit(tx.stripes)
+	}
 	if err := sqltx.Commit(); err != nil {
 		return nil, fmt.Errorf("commit: %w", err)
 	}
