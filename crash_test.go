@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"golang.org/x/sys/unix"
+	"github.com/seed475afdc4/possum/values"
 
 	"github.com/seed475afdc4/possum"
 )
@@ -183,5 +183,5 @@ func loseBytes(t *testing.T, dir, how string) {
 }
 
 func punchAll(f *os.File, n int64) error {
-	return unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, 0, n)
+	return values.Punch(f, 0, n)
 }

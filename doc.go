@@ -50,10 +50,12 @@
 // WAL, so that du of the directory stays within the capacity plus at most
 // one value in flight per writer. Each commit that leaves the cache over
 // capacity evicts, in the same transaction, expired entries first and then
-// the least recently used, down to 5% under capacity, and then punches the
-// freed regions before the writer's call returns. Reads are recorded in a
-// per-process buffer written to the manifest about once a second, never in
-// the read itself.
+// the least recently used, down to 5% under capacity, and then punches what
+// it evicted, and any large value the commit freed, before the writer's
+// call returns; small replaced or deleted values are punched by the
+// background reclaimer, about a second later, with their dead neighbours.
+// Reads are recorded in a per-process buffer written to the manifest about
+// once a second, never in the read itself.
 //
 // A background reclaimer in every open Cache gives back what others left:
 // dead regions a crashed process did not punch, tails of puts a killed

@@ -6,9 +6,8 @@ import (
 	"path/filepath"
 	"syscall"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/seed475afdc4/possum/manifest"
+	"github.com/seed475afdc4/possum/values"
 )
 
 // reserveName is a file of reserveSize allocated bytes kept in the cache
@@ -49,8 +48,8 @@ func (c *Cache) ensureReserve() error {
 			return err
 		}
 	}
-	err = unix.Fallocate(int(f.Fd()), 0, 0, size)
-	if errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EOPNOTSUPP) {
+	err = values.Allocate(f, size)
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, values.ErrUnsupported) {
 		return nil
 	}
 	return err

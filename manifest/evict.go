@@ -60,13 +60,6 @@ func (tx *Tx) Victims(limit int) ([]Victim, error) {
 	return append(vs, lru...), err
 }
 
-// ExpiredCount is the number of entries whose expiry has passed.
-func (tx *Tx) ExpiredCount() (int64, error) {
-	var n int64
-	err := tx.get(&n, `SELECT count(*) FROM entries WHERE expires_ns IS NOT NULL AND expires_ns <= ?`, tx.Now)
-	return n, err
-}
-
 // DeleteDead removes dead-extent rows once their regions are given back,
 // in one statement.
 func (tx *Tx) DeleteDead(ids []int64) error {

@@ -129,13 +129,6 @@ func (m *Manifest) Files(ctx context.Context) ([]int64, error) {
 	return ids, err
 }
 
-// LiveEnd returns the end of the last live value in file id (0 if none).
-func (m *Manifest) LiveEnd(ctx context.Context, fileID int64) (int64, error) {
-	var end sql.NullInt64
-	err := m.rget(ctx, &end, `SELECT max(offset + footprint) FROM entries WHERE file_id = ?`, fileID)
-	return end.Int64, err
-}
-
 // DeadExtent is a row of dead_extents: a region waiting to be given back.
 type DeadExtent struct {
 	ExtentID  int64 `db:"extent_id"`
@@ -176,13 +169,6 @@ func IsFull(err error) bool {
 	type coder interface{ Code() int }
 	var c coder
 	return errors.Is(err, syscall.ENOSPC) || errors.As(err, &c) && c.Code()&0xff == 13 // SQLITE_FULL
-}
-
-// IsBusy reports whether err is SQLite's "database is locked".
-func IsBusy(err error) bool {
-	type coder interface{ Code() int }
-	var c coder
-	return errors.As(err, &c) && c.Code()&0xff == 5 // SQLITE_BUSY
 }
 
 // EntriesAfter returns up to limit entries with key_id > after, in key_id

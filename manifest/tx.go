@@ -322,12 +322,6 @@ func (tx *Tx) FixTotals() error {
 	return err
 }
 
-// ForgetFile removes file id from the files table once the file is gone.
-func (tx *Tx) ForgetFile(id int64) error {
-	_, err := tx.exec(`DELETE FROM files WHERE file_id = ?`, id)
-	return err
-}
-
 // ForgetFileIfUnused removes file id from the files table if no live or dead
 // row refers to it.
 func (tx *Tx) ForgetFileIfUnused(id int64) error {

@@ -297,13 +297,6 @@ func (p *Pool) Discard(a *Appender) {
 	a.Close()
 }
 
-// Held reports whether this process holds file id for appending.
-func (p *Pool) Held(id int64) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.held[id]
-}
-
 // Close closes the idle Appenders; busy ones are closed when put back.
 func (p *Pool) Close() error {
 	p.mu.Lock()

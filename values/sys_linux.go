@@ -131,3 +131,14 @@ func HoleStart(f *os.File, off int64) (int64, error) {
 	}
 	return n, err
 }
+
+// Allocate gives f n bytes of real disk blocks from offset 0 (fallocate),
+// so that they can be handed back when the disk is full. ENOSPC is
+// returned as is.
+func Allocate(f *os.File, n int64) error {
+	err := unix.Fallocate(int(f.Fd()), 0, 0, n)
+	if err == unix.EOPNOTSUPP {
+		return errUnsupported("fallocate", err)
+	}
+	return err
+}

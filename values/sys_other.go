@@ -98,3 +98,6 @@ func HoleStart(f *os.File, off int64) (int64, error) {
 	}
 	return fi.Size(), nil
 }
+
+// Allocate is not supported here: there is no space reserve.
+func Allocate(f *os.File, n int64) error { return errUnsupported("fallocate", nil) }
