@@ -3,6 +3,7 @@ package possum
 import (
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/seed475afdc4/possum/manifest"
@@ -20,6 +21,10 @@ const negativeTTL = time.Second
 
 // locationCache remembers, per process, where keys' values are, each entry
 // tagged with the stripe counter it was valid under (DESIGN.md, Reads).
+//
+// Entries are found by the key's 64-bit hash, which the read has already
+// computed, and hold the key itself to rule out collisions: a lookup hashes
+// nothing more.
 type locationCache struct {
 	max    int // entries per shard; 0 disables the cache
 	shards [locShards]locShard
@@ -27,14 +32,22 @@ type locationCache struct {
 
 type locShard struct {
 	mu sync.RWMutex
-	m  map[string]locEntry
+	m  map[uint64]*locEntry
 }
 
+// locEntry is one cached answer. An entry never changes once published,
+// except for its two atomic marks, which only save work: verified skips the
+// checksum of later reads from this location, and touched skips recording
+// accesses already recorded in the current flush period.
 type locEntry struct {
+	key    string
 	stripe uint64
 	loc    manifest.Location
 	neg    bool      // a cached miss
 	at     time.Time // when a miss was cached
+
+	verified atomic.Bool   // this process read the value here and its checksum held
+	touched  atomic.Uint64 // 1 + the access buffer's epoch when a read was last recorded
 }
 
 func newLocationCache(size int) *locationCache {
@@ -43,7 +56,7 @@ func newLocationCache(size int) *locationCache {
 		lc.max = max(1, size/locShards)
 	}
 	for i := range lc.shards {
-		lc.shards[i].m = make(map[string]locEntry)
+		lc.shards[i].m = make(map[uint64]*locEntry)
 	}
 	return lc
 }
@@ -51,41 +64,44 @@ func newLocationCache(size int) *locationCache {
 func (lc *locationCache) shard(h uint64) *locShard { return &lc.shards[h>>58] }
 
 // get returns key's entry if it was filled while the stripe read s1.
-func (lc *locationCache) get(key string, h, s1 uint64) (locEntry, bool) {
+func (lc *locationCache) get(key string, h, s1 uint64) *locEntry {
 	if lc.max == 0 {
-		return locEntry{}, false
+		return nil
 	}
 	sh := lc.shard(h)
 	sh.mu.RLock()
-	e, ok := sh.m[key]
+	e := sh.m[h]
 	sh.mu.RUnlock()
-	if !ok || e.stripe != s1 {
-		return locEntry{}, false
+	if e == nil || e.stripe != s1 || e.key != key {
+		return nil
 	}
 	if e.neg && time.Since(e.at) > negativeTTL {
-		return locEntry{}, false
+		return nil
 	}
-	return e, true
+	return e
 }
 
-func (lc *locationCache) put(key string, h, s1 uint64, loc manifest.Location, neg bool) {
-	if lc.max == 0 {
-		return
-	}
-	e := locEntry{stripe: s1, loc: loc, neg: neg}
+// put caches loc (or a miss) for key, read while the stripe read s1, and
+// returns the entry; with the cache disabled the entry is not kept.
+func (lc *locationCache) put(key string, h, s1 uint64, loc manifest.Location, neg bool) *locEntry {
+	e := &locEntry{key: key, stripe: s1, loc: loc, neg: neg}
 	if neg {
 		e.at = time.Now()
 	}
+	if lc.max == 0 {
+		return e
+	}
 	sh := lc.shard(h)
 	sh.mu.Lock()
-	if _, ok := sh.m[key]; !ok && len(sh.m) >= lc.max {
+	if _, ok := sh.m[h]; !ok && len(sh.m) >= lc.max {
 		for k := range sh.m { // an arbitrary victim: Go randomises map order
 			delete(sh.m, k)
 			break
 		}
 	}
-	sh.m[key] = e
+	sh.m[h] = e
 	sh.mu.Unlock()
+	return e
 }
 
 // dropPrefix forgets every entry whose key starts with prefix. A prefix
@@ -98,9 +114,9 @@ func (lc *locationCache) dropPrefix(prefix string) {
 	for i := range lc.shards {
 		sh := &lc.shards[i]
 		sh.mu.Lock()
-		for k := range sh.m {
-			if strings.HasPrefix(k, prefix) {
-				delete(sh.m, k)
+		for h, e := range sh.m {
+			if strings.HasPrefix(e.key, prefix) {
+				delete(sh.m, h)
 			}
 		}
 		sh.mu.Unlock()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"database/sql"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -170,6 +171,46 @@ func TestDamagedValueIsMiss(t *testing.T) {
 	c2 := openCache(t, dir, nil)
 	if _, err := c2.Stat(ctx, "k"); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("the damaged entry was not dropped: %v", err)
+	}
+}
+
+// TestDamageAfterFirstRead damages a value this process has already read.
+// By default later reads of the same location trust the first check, and
+// the damage is caught by the next process (or the next change of the
+// key's stripe); with VerifyEveryRead the very next Get catches it.
+func TestDamageAfterFirstRead(t *testing.T) {
+	for _, every := range []bool{false, true} {
+		t.Run(fmt.Sprintf("VerifyEveryRead=%v", every), func(t *testing.T) {
+			dir := t.TempDir()
+			c := openCache(t, dir, &possum.Options{VerifyEveryRead: every})
+			want := randBytes(10_000, 1)
+			c.PutBytes(ctx, "k", want)
+			if v := mustGet(t, c, "k"); !bytes.Equal(v, want) {
+				t.Fatal("first read differs")
+			}
+			ents, _ := os.ReadDir(filepath.Join(dir, "values"))
+			f, err := os.OpenFile(filepath.Join(dir, "values", ents[0].Name()), os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.WriteAt([]byte("XXXX"), 100)
+			f.Close()
+			v, err := c.Get(ctx, "k")
+			switch {
+			case every && !errors.Is(err, fs.ErrNotExist):
+				t.Fatalf("VerifyEveryRead: Get of a damaged value: %v", err)
+			case !every && err != nil:
+				t.Fatalf("Get: %v", err)
+			case !every && !bytes.Equal(v[104:], want[104:]):
+				t.Fatal("bytes outside the damage differ")
+			}
+			c2 := openCache(t, dir, nil)
+			if _, err := c2.Get(ctx, "k"); !errors.Is(err, fs.ErrNotExist) {
+				t.Fatalf("a fresh process read a damaged value: %v", err)
+			}
+			c2.Close()
+			c.Close()
+		})
 	}
 }
 

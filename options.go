@@ -52,6 +52,15 @@ type Options struct {
 	// disables it.
 	LocationCacheSize int
 
+	// VerifyEveryRead checks every Get's bytes against the value's
+	// checksum. Zero (false) checks them the first time this process reads
+	// a value from its location, and trusts later reads of the same
+	// location, which the stripe counters already guarantee are not another
+	// value's bytes or a punched hole: damage from outside possum (a power
+	// loss, a hand edit) is caught at the first read after a restart or
+	// after the key changes. Cache.Verify and Value.Verify always check.
+	VerifyEveryRead bool
+
 	// Logger receives possum's diagnostics. Nil means none: possum is quiet
 	// unless asked.
 	Logger *slog.Logger

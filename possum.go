@@ -110,6 +110,7 @@ func Open(dir string, opts *Options) (*Cache, error) {
 		return nil, fmt.Errorf("possum: open %s: %w", dir, err)
 	}
 	c.locs = newLocationCache(o.LocationCacheSize)
+	c.access.now = o.now
 	c.commits = newCommitter(c)
 	c.startBackground()
 	c.log.Debug("possum: opened", "dir", dir, "align", c.files.Align())

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
@@ -18,10 +19,11 @@ import (
 //
 // A hot Get costs a hash, two atomic loads, a map lookup and one pread: the
 // read is validated by the key's stripe counter (read before locating the
-// value and again after reading it) instead of by any lock, and by the
-// value's checksum. It never returns zeros from a punched hole or bytes of
-// another value; a value whose bytes fail their checksum is dropped and
-// reported as a miss.
+// value and again after reading it) instead of by any lock. It never
+// returns zeros from a punched hole or bytes of another value. The first
+// read of a value from its location in this process also checks the
+// value's checksum (Options.VerifyEveryRead: every read does); a value whose
+// bytes fail it is dropped and reported as a miss.
 func (c *Cache) Get(ctx context.Context, key string) ([]byte, error) {
 	return c.GetAppend(ctx, nil, key)
 }
@@ -57,16 +59,16 @@ func (c *Cache) read(ctx context.Context, dst []byte, key string) ([]byte, error
 	si := stripeOf(h)
 	for range maxReadRetries {
 		s1 := c.stripes.Load(si) // 1. before anything else
-		loc, err := c.locate(ctx, key, h, s1)
+		e, err := c.locate(ctx, key, h, s1)
 		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				c.stats.misses.Add(1)
-			}
 			return dst, err
 		}
-		if loc.Expires != 0 && loc.Expires <= c.opts.now().UnixNano() {
+		loc := &e.loc
+		if e.neg || loc.Expires != 0 && loc.Expires <= c.opts.now().UnixNano() {
 			c.stats.misses.Add(1)
-			c.stats.expired.Add(1)
+			if !e.neg {
+				c.stats.expired.Add(1)
+			}
 			return dst, ErrNotFound
 		}
 		out := grow(dst, loc.Length)
@@ -81,17 +83,21 @@ func (c *Cache) read(ctx context.Context, dst []byte, key string) ([]byte, error
 		if errors.Is(err, os.ErrClosed) {
 			continue // our descriptor was closed under us: reopen
 		}
-		if err == nil && xxhash.Sum64(p) != loc.Checksum { // 5.
-			err = errChecksum
+		if err == nil && (c.opts.VerifyEveryRead || !e.verified.Load()) { // 5.
+			if xxhash.Sum64(p) != loc.Checksum {
+				err = errChecksum
+			} else {
+				e.verified.Store(true)
+			}
 		}
 		if err != nil {
 			// The row was live for the whole read, yet its bytes are missing
 			// or wrong: damage from outside (a power loss, a hand edit).
-			c.dropDamaged(key, loc, err)
+			c.dropDamaged(key, *loc, err)
 			c.stats.misses.Add(1)
 			return dst, ErrNotFound
 		}
-		c.access.record(loc.KeyID, c.opts.now().UnixNano())
+		c.access.touch(e)
 		c.stats.hits.Add(1)
 		return out, nil
 	}
@@ -101,24 +107,20 @@ func (c *Cache) read(ctx context.Context, dst []byte, key string) ([]byte, error
 var errChecksum = errors.New("checksum mismatch")
 
 // locate finds key's value: from the location cache if its entry was filled
-// while the stripe read s1, else from the manifest.
-func (c *Cache) locate(ctx context.Context, key string, h uint64, s1 uint64) (manifest.Location, error) {
-	if l, ok := c.locs.get(key, h, s1); ok {
-		if l.neg {
-			return l.loc, ErrNotFound
-		}
-		return l.loc, nil
+// while the stripe read s1, else from the manifest. A miss is an entry with
+// neg set, so that it can be cached too.
+func (c *Cache) locate(ctx context.Context, key string, h uint64, s1 uint64) (*locEntry, error) {
+	if e := c.locs.get(key, h, s1); e != nil {
+		return e, nil
 	}
 	loc, err := c.m.Lookup(ctx, []byte(key))
 	if errors.Is(err, fs.ErrNotExist) {
-		c.locs.put(key, h, s1, loc, true)
-		return loc, ErrNotFound
+		return c.locs.put(key, h, s1, loc, true), nil
 	}
 	if err != nil {
-		return loc, err
+		return nil, err
 	}
-	c.locs.put(key, h, s1, loc, false)
-	return loc, nil
+	return c.locs.put(key, h, s1, loc, false), nil
 }
 
 func grow(b []byte, n int64) []byte {
@@ -182,10 +184,27 @@ func (c *Cache) Stat(ctx context.Context, key string) (Info, error) {
 // accessBuffer holds what this process's reads want written to the
 // manifest: key_id to the latest read time, and the rows found damaged. The
 // committer flushes it about once a second, with other commits, and at Close.
+//
+// A read records its access once per flush period per location-cache entry
+// (touch): later reads in the same period cost one atomic load, and the
+// access time recorded is at most one period old.
 type accessBuffer struct {
+	now   func() time.Time
+	epoch atomic.Uint64 // counts takes: a new flush period
 	mu    sync.Mutex
 	m     map[int64]int64
 	drops []int64
+}
+
+// touch records a read of e's value, unless one was recorded in this
+// flush period already.
+func (b *accessBuffer) touch(e *locEntry) {
+	ep := b.epoch.Load() + 1
+	if e.touched.Load() == ep {
+		return
+	}
+	e.touched.Store(ep)
+	b.record(e.loc.KeyID, b.now().UnixNano())
 }
 
 // drop queues the removal of row key_id, found damaged.
@@ -222,5 +241,6 @@ func (b *accessBuffer) take() (map[int64]int64, []int64) {
 	defer b.mu.Unlock()
 	m, d := b.m, b.drops
 	b.m, b.drops = nil, nil
+	b.epoch.Add(1)
 	return m, d
 }
