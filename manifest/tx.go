@@ -156,10 +156,16 @@ func (tx *Tx) recordDead(e *Entry) error {
 	}
 	d := DeadExtent{FileID: e.FileID, Offset: e.Offset, Length: e.Length, Footprint: e.Footprint,
 		Stripe: int64(tx.m.cfg.StripeOf(e.Key)), Created: tx.Now}
-	err := tx.get(&d.ExtentID, `INSERT INTO dead_extents (file_id, offset, length, footprint, stripe, created_ns)
-		VALUES (?, ?, ?, ?, ?, ?) RETURNING extent_id`, d.FileID, d.Offset, d.Length, d.Footprint, d.Stripe, d.Created)
+	res, err := tx.exec(`INSERT INTO dead_extents (file_id, offset, length, footprint, stripe, created_ns)
+		VALUES (?, ?, ?, ?, ?, ?)`, d.FileID, d.Offset, d.Length, d.Footprint, d.Stripe, d.Created)
+	if err != nil {
+		return err
+	}
+	if d.ExtentID, err = res.LastInsertId(); err != nil {
+		return err
+	}
 	tx.Freed = append(tx.Freed, d)
-	return err
+	return nil
 }
 
 // DeleteRange removes every key with lo <= key < hi (hi nil: no upper bound)
