@@ -37,6 +37,8 @@ func (c *Cache) SetCapacity(ctx context.Context, n int64) error {
 	// The space reserve follows the capacity: resized first, so that the
 	// eviction below counts it at its new size.
 	c.capacity.Store(n)
+	c.files.Sweep() // descriptors of files other processes removed
+	c.locks.Sweep()
 	if err := c.ensureReserve(); err != nil {
 		c.log.Warn("possum: space reserve", "err", err)
 	}
@@ -144,6 +146,8 @@ func (c *Cache) backgroundPass(ctx context.Context, measure bool) {
 	if err := c.reclaimer.Pass(ctx, reclaimBatch); err != nil && ctx.Err() == nil {
 		c.log.Warn("possum: reclaim pass", "err", err)
 	}
+	c.files.Sweep() // descriptors of files other processes removed
+	c.locks.Sweep()
 	if err := c.ensureReserve(); err != nil {
 		c.log.Warn("possum: space reserve", "err", err)
 	}

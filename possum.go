@@ -17,6 +17,7 @@ import (
 
 	"github.com/seed475afdc4/possum/evict"
 	"github.com/seed475afdc4/possum/manifest"
+	"github.com/seed475afdc4/possum/snapshot"
 	"github.com/seed475afdc4/possum/values"
 )
 
@@ -29,6 +30,7 @@ type Cache struct {
 	log     *slog.Logger
 	m       *manifest.Manifest
 	files   *values.Dir
+	locks   *snapshot.Locks // pins values by range locks where they cannot be cloned
 	pool    *values.Pool
 	stripes *values.Stripes
 	locs    *locationCache
@@ -185,6 +187,7 @@ func (c *Cache) initFiles() error {
 	if c.files, err = values.OpenDir(filepath.Join(c.dir, "values"), perm); err != nil {
 		return err
 	}
+	c.locks = snapshot.NewLocks(c.files)
 	c.stripes, err = values.OpenStripes(filepath.Join(c.dir, "stripes"), perm)
 	return err
 }
@@ -248,6 +251,9 @@ func (c *Cache) closeAll() error {
 	var errs []error
 	if c.pool != nil {
 		errs = append(errs, c.pool.Close())
+	}
+	if c.locks != nil {
+		errs = append(errs, c.locks.Close())
 	}
 	if c.files != nil {
 		errs = append(errs, c.files.Close())

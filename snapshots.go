@@ -76,7 +76,8 @@ func (c *Cache) pinAll(ctx context.Context, es []manifest.Entry, s1 []uint64) (*
 			continue
 		}
 		si := stripeOf(keyHash(string(e.Key)))
-		v, err := c.pin(ctx, e, s1[si], si)
+		loc := e.Location()
+		v, err := c.pin(string(e.Key), &loc, s1[si], si)
 		if errors.Is(err, ErrNotFound) {
 			continue // damaged: dropped
 		}

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/cespare/xxhash/v2"
 
@@ -67,17 +68,19 @@ func (c *Cache) Open(ctx context.Context, key string) (*Value, error) {
 }
 
 func (c *Cache) openValue(ctx context.Context, key string) (*Value, error) {
-	si := stripeOf(keyHash(key))
+	h := keyHash(key)
+	si := stripeOf(h)
 	for range maxReadRetries {
 		s1 := c.stripes.Load(si)
-		e, err := c.m.Entry(ctx, []byte(key))
+		e, err := c.locate(ctx, key, h, s1)
 		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				c.stats.misses.Add(1)
-			}
 			return nil, err
 		}
-		v, err := c.pin(ctx, &e, s1, si)
+		if e.neg {
+			c.stats.misses.Add(1)
+			return nil, ErrNotFound
+		}
+		v, err := c.pin(key, &e.loc, s1, si)
 		if errors.Is(err, errRetry) {
 			c.stats.retries.Add(1)
 			continue
@@ -90,23 +93,33 @@ func (c *Cache) openValue(ctx context.Context, key string) (*Value, error) {
 // errRetry says the value changed while it was being pinned.
 var errRetry = errors.New("retry")
 
-// pin makes a Value of e, found while key's stripe read s1.
-func (c *Cache) pin(ctx context.Context, e *manifest.Entry, s1 uint64, si int) (*Value, error) {
-	if e.Expires.Valid && e.Expires.Int64 <= c.opts.now().UnixNano() {
+// locInfo describes the value at loc.
+func locInfo(key string, loc *manifest.Location) Info {
+	i := Info{Key: key, Size: loc.Length, Created: time.Unix(0, loc.Created), LastUsed: time.Unix(0, loc.LastUsed)}
+	if loc.Expires != 0 {
+		i.Expires = time.Unix(0, loc.Expires)
+	}
+	return i
+}
+
+// pin makes a Value of key's value at loc, found while key's stripe (si)
+// read s1.
+func (c *Cache) pin(key string, loc *manifest.Location, s1 uint64, si int) (*Value, error) {
+	if loc.Expires != 0 && loc.Expires <= c.opts.now().UnixNano() {
 		c.stats.misses.Add(1)
 		c.stats.expired.Add(1)
 		return nil, ErrNotFound
 	}
-	v := &Value{c: c, info: entryInfo(e), sum: uint64(e.Checksum), keyID: e.KeyID}
-	if e.Length < values.LargeValue {
-		mem, err := c.readEntry(e, s1, si)
+	v := &Value{c: c, info: locInfo(key, loc), sum: loc.Checksum, keyID: loc.KeyID}
+	if loc.Length < values.LargeValue {
+		mem, err := c.readEntry(key, loc, s1, si)
 		if err != nil {
 			return nil, err
 		}
 		v.mem = mem
 		return v, nil
 	}
-	view, err := c.pinView(e)
+	view, err := c.pinView(loc)
 	switch {
 	case err != nil && c.stripes.Load(si) != s1:
 		// The value changed while it was being pinned: freed, its file
@@ -123,40 +136,40 @@ func (c *Cache) pin(ctx context.Context, e *manifest.Entry, s1 uint64, si int) (
 		return nil, err
 	}
 	v.view = view
-	c.access.record(e.KeyID, c.opts.now().UnixNano())
+	c.access.record(loc.KeyID, c.opts.now().UnixNano())
 	c.stats.hits.Add(1)
 	return v, nil
 }
 
-// readEntry reads e's bytes where e says they are, valid if key's stripe
-// still reads s1 afterwards (else errRetry) and they match the checksum
-// (else the entry is dropped and the read is a miss).
-func (c *Cache) readEntry(e *manifest.Entry, s1 uint64, si int) ([]byte, error) {
-	p := make([]byte, e.Length)
+// readEntry reads the bytes at loc, valid if key's stripe still reads s1
+// afterwards (else errRetry) and they match the checksum (else the entry is
+// dropped and the read is a miss).
+func (c *Cache) readEntry(key string, loc *manifest.Location, s1 uint64, si int) ([]byte, error) {
+	p := make([]byte, loc.Length)
 	var err error
-	if e.Length > 0 {
-		err = c.files.ReadAt(e.FileID, p, e.Offset)
+	if loc.Length > 0 {
+		err = c.files.ReadAt(loc.FileID, p, loc.Offset)
 	}
 	if c.stripes.Load(si) != s1 || errors.Is(err, os.ErrClosed) {
 		return nil, errRetry
 	}
-	if err == nil && xxhash.Sum64(p) != uint64(e.Checksum) {
+	if err == nil && xxhash.Sum64(p) != loc.Checksum {
 		err = errChecksum
 	}
 	if err != nil {
-		c.dropDamaged(string(e.Key), e.Location(), err)
+		c.dropDamaged(key, *loc, err)
 		c.stats.misses.Add(1)
 		return nil, ErrNotFound
 	}
-	c.access.record(e.KeyID, c.opts.now().UnixNano())
+	c.access.record(loc.KeyID, c.opts.now().UnixNano())
 	c.stats.hits.Add(1)
 	return p, nil
 }
 
-// pinView clones or locks e's region, whichever the filesystem allows.
-func (c *Cache) pinView(e *manifest.Entry) (*snapshot.View, error) {
+// pinView clones or locks loc's region, whichever the filesystem allows.
+func (c *Cache) pinView(loc *manifest.Location) (*snapshot.View, error) {
 	if c.canClone() {
-		view, err := snapshot.Clone(c.files, e.FileID, e.Offset, e.Length, e.Footprint)
+		view, err := snapshot.Clone(c.files, loc.FileID, loc.Offset, loc.Length, loc.Footprint)
 		if err == nil {
 			c.stats.clones.Add(1)
 			return view, nil
@@ -165,18 +178,18 @@ func (c *Cache) pinView(e *manifest.Entry) (*snapshot.View, error) {
 			// Not a filesystem that cannot clone: this value could not be
 			// cloned (its file cut short meanwhile, say). The lock path
 			// pins it, or fails in turn.
-			c.log.Debug("possum: clone failed; pinning with a range lock", "file", e.FileID, "err", err)
-			return c.lockView(e)
+			c.log.Debug("possum: clone failed; pinning with a range lock", "file", loc.FileID, "err", err)
+			return c.lockView(loc)
 		}
 		c.log.Debug("possum: clone unsupported; pinning with range locks", "err", err)
 		c.cloneOK.Store(false)
 	}
-	return c.lockView(e)
+	return c.lockView(loc)
 }
 
-// lockView pins e's region with a shared range lock.
-func (c *Cache) lockView(e *manifest.Entry) (*snapshot.View, error) {
-	view, err := snapshot.Lock(c.files, e.FileID, e.Offset, e.Length, e.Footprint)
+// lockView pins loc's region with a shared range lock.
+func (c *Cache) lockView(loc *manifest.Location) (*snapshot.View, error) {
+	view, err := c.locks.Lock(loc.FileID, loc.Offset, loc.Length, loc.Footprint)
 	if err == nil {
 		c.stats.locks.Add(1)
 	}

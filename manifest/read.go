@@ -16,6 +16,10 @@ type Location struct {
 	Length   int64
 	Checksum uint64
 	Expires  int64 // Unix ns; 0 means never
+
+	Footprint int64 // bytes of disk the value holds (see the entries table)
+	Created   int64 // Unix ns
+	LastUsed  int64 // Unix ns, as last recorded in the manifest
 }
 
 // Entry is a whole row of the entries table.
@@ -35,7 +39,8 @@ type Entry struct {
 // Location returns the part of the entry a read needs.
 func (e *Entry) Location() Location {
 	return Location{KeyID: e.KeyID, FileID: e.FileID, Offset: e.Offset, Length: e.Length,
-		Checksum: uint64(e.Checksum), Expires: e.Expires.Int64}
+		Checksum: uint64(e.Checksum), Expires: e.Expires.Int64,
+		Footprint: e.Footprint, Created: e.Created, LastUsed: e.LastUsed}
 }
 
 const entryColumns = `key_id, key, file_id, offset, length, footprint, checksum, created_ns, last_used_ns, expires_ns`
@@ -62,7 +67,8 @@ func (s *readStmts) close() {
 func (m *Manifest) prepare(ctx context.Context) error {
 	var err error
 	m.stmts.lookup, err = m.r.PrepareContext(ctx,
-		`SELECT key_id, file_id, offset, length, checksum, coalesce(expires_ns, 0) FROM entries WHERE key = ?`)
+		`SELECT key_id, file_id, offset, length, checksum, coalesce(expires_ns, 0), footprint, created_ns, last_used_ns
+		FROM entries WHERE key = ?`)
 	return err
 }
 
@@ -71,7 +77,8 @@ func (m *Manifest) prepare(ctx context.Context) error {
 func (m *Manifest) Lookup(ctx context.Context, key []byte) (Location, error) {
 	var l Location
 	var sum int64
-	err := m.stmts.lookup.QueryRowContext(ctx, key).Scan(&l.KeyID, &l.FileID, &l.Offset, &l.Length, &sum, &l.Expires)
+	err := m.stmts.lookup.QueryRowContext(ctx, key).Scan(&l.KeyID, &l.FileID, &l.Offset, &l.Length, &sum, &l.Expires,
+		&l.Footprint, &l.Created, &l.LastUsed)
 	l.Checksum = uint64(sum)
 	return l, scanErr(err)
 }

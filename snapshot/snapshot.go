@@ -8,7 +8,7 @@
 //     microseconds whatever the size, and vanishes when closed or when its
 //     process dies. The original may be punched meanwhile; the blocks stay
 //     allocated until the clone is closed.
-//   - Lock (ext4, tmpfs, anything that cannot clone): a shared OFD lock on
+//   - Locks.Lock (ext4, tmpfs, anything that cannot clone): a shared OFD lock on
 //     the value's region, on a descriptor of the view's own. The reclaimer
 //     only frees a region it holds an exclusive lock on, so the region
 //     stays; its space is counted (a dead extent) until the view is closed
@@ -51,6 +51,10 @@ type View struct {
 	off  int64
 	size int64
 	kind Kind
+
+	locks   *Locks // the Locks that made a Locked view, which takes its descriptor back
+	id      int64
+	lockLen int64
 }
 
 // File is the file holding the bytes: the clone, or the value file.
@@ -66,7 +70,12 @@ func (v *View) Size() int64 { return v.size }
 func (v *View) Kind() Kind { return v.kind }
 
 // Close releases the view: the clone vanishes, or the lock goes.
-func (v *View) Close() error { return v.f.Close() }
+func (v *View) Close() error {
+	if v.locks != nil {
+		return v.locks.release(v)
+	}
+	return v.f.Close()
+}
 
 // Clone clones the value at [off, off+footprint) of file id (off aligned,
 // footprint a multiple of the block size) into an anonymous file. It
@@ -105,27 +114,3 @@ const (
 
 // ErrBusy reports a region that stayed locked exclusively.
 var ErrBusy = errors.New("value region locked by a reclaimer")
-
-// Lock takes a shared lock on [off, off+footprint) of file id through a
-// descriptor of its own.
-func Lock(d *values.Dir, id, off, size, footprint int64) (*View, error) {
-	f, err := os.OpenFile(d.FileName(id), os.O_RDONLY|values.NoFollow, 0)
-	if err != nil {
-		return nil, err
-	}
-	for range lockTries {
-		err = values.LockRange(f, values.ReadLock, off, max(footprint, 1))
-		if !errors.Is(err, values.ErrLocked) {
-			break
-		}
-		time.Sleep(lockWait)
-	}
-	if err != nil {
-		f.Close()
-		if errors.Is(err, values.ErrLocked) {
-			return nil, ErrBusy
-		}
-		return nil, err
-	}
-	return &View{f: f, off: off, size: size, kind: Locked}, nil
-}

@@ -176,6 +176,20 @@ func (d *Dir) Forget(id int64) {
 	}
 }
 
+// Sweep closes the read descriptors of files that have been removed (by
+// another process's reclaimer, say): an open descriptor would keep a removed
+// file's blocks allocated.
+func (d *Dir) Sweep() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for id, f := range d.files {
+		if Unlinked(f) {
+			f.Close()
+			delete(d.files, id)
+		}
+	}
+}
+
 // Close closes the read descriptors.
 func (d *Dir) Close() error {
 	d.mu.Lock()

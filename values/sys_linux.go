@@ -142,3 +142,8 @@ func Allocate(f *os.File, n int64) error {
 	}
 	return err
 }
+
+// DescriptorLocks says whether LockRange's locks belong to the open file
+// description (OFD locks): then releasing one descriptor's lock leaves other
+// descriptors' locks alone, and descriptors can be reused for new locks.
+const DescriptorLocks = true

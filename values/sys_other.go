@@ -101,3 +101,8 @@ func HoleStart(f *os.File, off int64) (int64, error) {
 
 // Allocate is not supported here: there is no space reserve.
 func Allocate(f *os.File, n int64) error { return errUnsupported("fallocate", nil) }
+
+// DescriptorLocks says whether LockRange's locks belong to the open file
+// description. POSIX record locks belong to the process: unlocking one
+// descriptor's range would release another's.
+const DescriptorLocks = false
