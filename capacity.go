@@ -37,11 +37,10 @@ func (c *Cache) SetCapacity(ctx context.Context, n int64) error {
 	// The space reserve follows the capacity: resized first, so that the
 	// eviction below counts it at its new size.
 	c.capacity.Store(n)
-	c.files.Sweep() // descriptors of files other processes removed
-	c.locks.Sweep()
 	if err := c.ensureReserve(); err != nil {
 		c.log.Warn("possum: space reserve", "err", err)
 	}
+	c.refreshFixed()
 	return c.change(ctx, "set capacity", "", func(tx *manifest.Tx) error {
 		return tx.SetSetting(manifest.SettingCapacity, n)
 	})
@@ -151,6 +150,7 @@ func (c *Cache) backgroundPass(ctx context.Context, measure bool) {
 	if err := c.ensureReserve(); err != nil {
 		c.log.Warn("possum: space reserve", "err", err)
 	}
+	c.refreshFixed()
 	if err := c.dropExpired(ctx); err != nil && ctx.Err() == nil {
 		c.log.Warn("possum: expiry", "err", err)
 	}
@@ -197,7 +197,9 @@ func (c *Cache) measureOverhead(ctx context.Context) error {
 }
 
 // fixedNames are the cache's files other than values: counted against the
-// capacity as they are on disk.
+// capacity as they are on disk. The first two change with every commit and
+// are measured each time; the others change rarely (the space reserve, the
+// shared memory index of the WAL) and are measured by refreshFixed.
 var fixedNames = []string{manifest.FileName, manifest.FileName + "-wal", manifest.FileName + "-shm", "stripes", "README", reserveName}
 
 // fixedBytes is what the manifest, its WAL and the other small files hold
@@ -206,16 +208,10 @@ var fixedNames = []string{manifest.FileName, manifest.FileName + "-wal", manifes
 // keeps it under by checkpointing (evicting values would not shrink it).
 // over says whether the WAL is past that.
 func (c *Cache) fixedBytes() (counted, actual int64, over bool) {
-	for _, name := range fixedNames {
-		fi, err := os.Lstat(filepath.Join(c.dir, name))
-		if err != nil {
-			continue
-		}
-		st, ok := fi.Sys().(*syscall.Stat_t)
-		if !ok {
-			continue
-		}
-		b := st.Blocks * 512
+	static := c.fixedStatic.Load()
+	counted, actual = static, static
+	for _, name := range fixedNames[:2] {
+		b := c.diskBytes(name)
 		actual += b
 		if name == manifest.FileName+"-wal" && b > manifest.WALLimit {
 			b, over = manifest.WALLimit, true
@@ -223,6 +219,29 @@ func (c *Cache) fixedBytes() (counted, actual int64, over bool) {
 		counted += b
 	}
 	return counted, actual, over
+}
+
+// refreshFixed measures the fixed files that change rarely: at Open, after
+// the space reserve changes, and once a second in the background.
+func (c *Cache) refreshFixed() {
+	var n int64
+	for _, name := range fixedNames[2:] {
+		n += c.diskBytes(name)
+	}
+	c.fixedStatic.Store(n)
+}
+
+// diskBytes is what file name of the cache directory holds on disk; 0 if
+// it is missing.
+func (c *Cache) diskBytes(name string) int64 {
+	fi, err := os.Lstat(filepath.Join(c.dir, name))
+	if err != nil {
+		return 0
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return st.Blocks * 512
+	}
+	return 0
 }
 
 // setupCapacity applies Options.Capacity, or gives a new cache the default.

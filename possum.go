@@ -31,6 +31,8 @@ type Cache struct {
 	m       *manifest.Manifest
 	files   *values.Dir
 	locks   *snapshot.Locks // pins values by range locks where they cannot be cloned
+
+	fixedStatic atomic.Int64 // disk bytes of the rarely changing fixed files (refreshFixed)
 	pool    *values.Pool
 	stripes *values.Stripes
 	locs    *locationCache
@@ -170,7 +172,9 @@ func (c *Cache) open(ctx context.Context) error {
 	if err := c.setupCapacity(ctx); err != nil {
 		return err
 	}
-	return c.ensureReserve()
+	err = c.ensureReserve()
+	c.refreshFixed()
+	return err
 }
 
 // initFiles creates the cache's other files; it runs under the directory

@@ -66,6 +66,7 @@ func (c *Cache) releaseReserve() bool {
 		return false
 	}
 	c.log.Warn("possum: the disk is full; released the space reserve so that the cache can shrink")
+	c.refreshFixed()
 	return true
 }
 

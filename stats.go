@@ -90,6 +90,7 @@ func (c *Cache) Stats() Stats {
 	s.DeadExtents, s.DeadBytes = t.DeadExtents, t.DeadFootprint
 	s.Capacity, _ = c.m.Setting(ctx, manifest.SettingCapacity)
 	s.Overhead, _ = c.m.Setting(ctx, manifest.SettingOverhead)
+	c.refreshFixed()
 	counted, actual, _ := c.fixedBytes()
 	s.ManifestBytes = actual
 	s.Used = s.LiveBlocks + s.DeadBytes + s.Overhead + counted
