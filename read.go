@@ -146,6 +146,8 @@ type Info struct {
 	Key      string
 	Size     int64
 	Created  time.Time
+	// LastUsed is the last read recorded: reads are recorded about once a
+	// second, and another process's reads may be that much later still.
 	LastUsed time.Time
 	Expires  time.Time // zero: never
 }
@@ -159,7 +161,8 @@ func entryInfo(e *manifest.Entry) Info {
 }
 
 // Stat describes key's value without reading it (and without counting as a
-// use). A missing or expired key is ErrNotFound.
+// use). A missing or expired key is ErrNotFound. Like Get, it usually
+// answers from this process's location cache, without a manifest query.
 func (c *Cache) Stat(ctx context.Context, key string) (Info, error) {
 	if err := checkKey(key); err != nil {
 		return Info{}, opErr("stat", key, err)
@@ -168,17 +171,19 @@ func (c *Cache) Stat(ctx context.Context, key string) (Info, error) {
 		return Info{}, opErr("stat", key, err)
 	}
 	defer c.mu.RUnlock()
-	e, err := c.m.Entry(ctx, []byte(key))
+	h := keyHash(key)
+	e, err := c.locate(ctx, key, h, c.stripes.Load(stripeOf(h)))
 	if err != nil {
 		return Info{}, opErr("stat", key, err)
 	}
-	if e.Expires.Valid && e.Expires.Int64 <= c.opts.now().UnixNano() {
+	if e.neg || e.loc.Expires != 0 && e.loc.Expires <= c.opts.now().UnixNano() {
 		return Info{}, opErr("stat", key, ErrNotFound)
 	}
-	if ns, ok := c.access.get(e.KeyID); ok && ns > e.LastUsed {
-		e.LastUsed = ns
+	info := locInfo(key, &e.loc)
+	if ns, ok := c.access.get(e.loc.KeyID); ok && ns > e.loc.LastUsed {
+		info.LastUsed = time.Unix(0, ns)
 	}
-	return entryInfo(&e), nil
+	return info, nil
 }
 
 // accessBuffer holds what this process's reads want written to the
