@@ -143,9 +143,9 @@ func (c *Cache) dropDamaged(key string, loc manifest.Location, cause error) {
 
 // Info describes a stored value.
 type Info struct {
-	Key      string
-	Size     int64
-	Created  time.Time
+	Key     string
+	Size    int64
+	Created time.Time
 	// LastUsed is the last read recorded: reads are recorded about once a
 	// second, and another process's reads may be that much later still.
 	LastUsed time.Time
