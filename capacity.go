@@ -204,21 +204,28 @@ var fixedNames = []string{manifest.FileName, manifest.FileName + "-wal", manifes
 
 // fixedBytes is what the manifest, its WAL and the other small files hold
 // on disk (actual), and how much of it counts against the capacity
-// (counted): the WAL counts up to manifest.WALLimit, which the committer
-// keeps it under by checkpointing (evicting values would not shrink it).
-// over says whether the WAL is past that.
+// (counted): the WAL counts up to walLimit, which the committer keeps it
+// under by checkpointing (evicting values would not shrink it). over says
+// whether the WAL is past that.
 func (c *Cache) fixedBytes() (counted, actual int64, over bool) {
-	static := c.fixedStatic.Load()
+	static, limit := c.fixedStatic.Load(), c.walLimit()
 	counted, actual = static, static
 	for _, name := range fixedNames[:2] {
 		b := c.diskBytes(name)
 		actual += b
-		if name == manifest.FileName+"-wal" && b > manifest.WALLimit {
-			b, over = manifest.WALLimit, true
+		if name == manifest.FileName+"-wal" && b > limit {
+			b, over = limit, true
 		}
 		counted += b
 	}
 	return counted, actual, over
+}
+
+// walLimit is how large the WAL may grow before the committer empties it:
+// manifest.WALLimit (4 MiB), or a 32nd of the capacity in a small cache,
+// where 4 MiB of WAL would crowd out the values (at least 256 KiB).
+func (c *Cache) walLimit() int64 {
+	return min(max(c.capacity.Load()/32, 256<<10), manifest.WALLimit)
 }
 
 // refreshFixed measures the fixed files that change rarely: at Open, after

@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"syscall"
 
-	"github.com/seed475afdc4/possum/manifest"
 	"github.com/seed475afdc4/possum/values"
 )
 
@@ -20,9 +19,9 @@ const reserveName = "reserve"
 
 // reserveSize is the reserve's size: a sixteenth of the capacity, at least
 // 64 KiB (room for a batch of deletes: a few pages of WAL each) and at most
-// a WAL's worth (manifest.WALLimit, what a checkpoint may need).
+// a WAL's worth (walLimit, what a checkpoint may need).
 func (c *Cache) reserveSize() int64 {
-	return min(max(c.capacity.Load()/16, 64<<10), manifest.WALLimit)
+	return min(max(c.capacity.Load()/16, 64<<10), c.walLimit())
 }
 
 func (c *Cache) reservePath() string { return filepath.Join(c.dir, reserveName) }
