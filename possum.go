@@ -25,19 +25,19 @@ import (
 // goroutines, and the directory may be open in any number of processes at
 // once.
 type Cache struct {
-	dir     string
-	opts    Options
-	log     *slog.Logger
-	m       *manifest.Manifest
-	files   *values.Dir
-	locks   *snapshot.Locks // pins values by range locks where they cannot be cloned
+	dir   string
+	opts  Options
+	log   *slog.Logger
+	m     *manifest.Manifest
+	files *values.Dir
+	locks *snapshot.Locks // pins values by range locks where they cannot be cloned
 
 	fixedStatic atomic.Int64 // disk bytes of the rarely changing fixed files (refreshFixed)
-	pool    *values.Pool
-	stripes *values.Stripes
-	locs    *locationCache
-	access  accessBuffer
-	commits *committer
+	pool        *values.Pool
+	stripes     *values.Stripes
+	locs        *locationCache
+	access      accessBuffer
+	commits     *committer
 
 	// reclaimer gives dead space back, committing through the committer;
 	// inline is the same for the committer's own use, right after a commit,
