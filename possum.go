@@ -33,6 +33,7 @@ type Cache struct {
 	locks *snapshot.Locks // pins values by range locks where they cannot be cloned
 
 	fixedStatic atomic.Int64 // disk bytes of the rarely changing fixed files (refreshFixed)
+	writer      *values.WriterLock
 	pool        *values.Pool
 	stripes     *values.Stripes
 	locs        *locationCache
@@ -142,6 +143,12 @@ func (c *Cache) open(ctx context.Context) error {
 		MaxKey:   MaxKeySize,
 		Now:      c.opts.now,
 		Init:     c.initFiles,
+		LockWriter: func(ctx context.Context) (func(), error) {
+			if c.writer == nil { // not yet: Init makes it
+				return func() {}, nil
+			}
+			return c.writer.Lock(ctx, manifest.BusyTimeout)
+		},
 		BeforeCommit: func(stripes map[int]struct{}) {
 			for s := range stripes {
 				c.stripes.Bump(s)
@@ -192,6 +199,7 @@ func (c *Cache) initFiles() error {
 		return err
 	}
 	c.locks = snapshot.NewLocks(c.files)
+	c.writer = values.OpenWriterLock(filepath.Join(c.dir, "stripes"))
 	c.stripes, err = values.OpenStripes(filepath.Join(c.dir, "stripes"), perm)
 	return err
 }
@@ -258,6 +266,9 @@ func (c *Cache) closeAll() error {
 	}
 	if c.locks != nil {
 		errs = append(errs, c.locks.Close())
+	}
+	if c.writer != nil {
+		errs = append(errs, c.writer.Close())
 	}
 	if c.files != nil {
 		errs = append(errs, c.files.Close())

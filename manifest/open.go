@@ -23,6 +23,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -42,12 +43,12 @@ const FileName = "manifest.db"
 // in the header field SQLite reserves for that (PRAGMA application_id).
 const ApplicationID = 0x706f7373
 
-// busyTimeout is how long a writer waits for another process's write
+// BusyTimeout is how long a writer waits for another process's write
 // transaction before giving up with "database is locked". Commits are short
 // (milliseconds), so a long wait only ever happens when some process holds
 // the lock for a very large batch; thirty seconds covers that without hanging
 // forever on a wedged peer.
-const busyTimeout = 30 * time.Second
+const BusyTimeout = 30 * time.Second
 
 var (
 	// ErrNotCache reports a directory, or a database file, that is not a
@@ -82,6 +83,10 @@ type Config struct {
 	// cached before the commit is invalid by the time the change is
 	// visible: only a read inside the commit itself can see a stale one.
 	BeforeCommit func(stripes map[int]struct{})
+	// LockWriter, if set, is called before each write transaction begins
+	// and returns the function that ends it: a lock that serialises
+	// writers across processes more promptly than SQLite's busy handler.
+	LockWriter func(ctx context.Context) (unlock func(), err error)
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Prepare, if set, runs under the directory lock once the directory is
@@ -104,6 +109,7 @@ type Manifest struct {
 	stmts readStmts
 	rs    *stmtCache // statements prepared on r
 	ws    *stmtCache // statements prepared on w
+	wmu   sync.Mutex // held across each write transaction, with cfg.LockWriter
 }
 
 // Open opens the manifest in dir, creating or upgrading it under an exclusive
@@ -187,7 +193,7 @@ func (m *Manifest) now() int64 { return m.cfg.Now().UnixNano() }
 
 func openDB(path string, sync, readOnly bool) (*sqlx.DB, error) {
 	q := url.Values{}
-	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", BusyTimeout.Milliseconds()))
 	if sync {
 		q.Add("_pragma", "synchronous(FULL)")
 	} else {
@@ -354,6 +360,26 @@ const WALLimit = 4 << 20
 // Checkpoint copies the WAL into the database and empties it, waiting (up
 // to the busy timeout) for readers that still use it.
 func (m *Manifest) Checkpoint(ctx context.Context) error {
-	_, err := m.w.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)")
+	unlock, err := m.lockWriter(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	_, err = m.w.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)")
 	return err
+}
+
+// lockWriter excludes other write transactions, of this process (wmu) and
+// of others (cfg.LockWriter), until the returned function is called.
+func (m *Manifest) lockWriter(ctx context.Context) (func(), error) {
+	m.wmu.Lock()
+	if m.cfg.LockWriter == nil {
+		return m.wmu.Unlock, nil
+	}
+	unlock, err := m.cfg.LockWriter(ctx)
+	if err != nil {
+		m.wmu.Unlock()
+		return nil, err
+	}
+	return func() { unlock(); m.wmu.Unlock() }, nil
 }

@@ -27,6 +27,11 @@ type Tx struct {
 // Update runs fn in one write transaction and commits it if fn returns nil.
 // On success it returns the stripes to bump.
 func (m *Manifest) Update(ctx context.Context, fn func(*Tx) error) ([]int, error) {
+	unlock, err := m.lockWriter(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	sqltx, err := m.w.BeginTxx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("begin: %w", err)

@@ -147,3 +147,19 @@ func Allocate(f *os.File, n int64) error {
 // description (OFD locks): then releasing one descriptor's lock leaves other
 // descriptors' locks alone, and descriptors can be reused for new locks.
 const DescriptorLocks = true
+
+// lockRangeWait is LockRange that waits for a conflicting lock to go.
+func lockRangeWait(f *os.File, typ int16, start, n int64) error {
+	lk := unix.Flock_t{Type: typ, Whence: 0, Start: start, Len: n}
+	for {
+		err := unix.FcntlFlock(f.Fd(), unix.F_OFD_SETLKW, &lk)
+		switch err {
+		case nil:
+			return nil
+		case unix.EINTR:
+			continue
+		default:
+			return &os.PathError{Op: "fcntl(F_OFD_SETLKW)", Path: f.Name(), Err: err}
+		}
+	}
+}

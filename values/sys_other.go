@@ -106,3 +106,9 @@ func Allocate(f *os.File, n int64) error { return errUnsupported("fallocate", ni
 // description. POSIX record locks belong to the process: unlocking one
 // descriptor's range would release another's.
 const DescriptorLocks = false
+
+// lockRangeWait is not used where locks belong to processes (see
+// WriterLock).
+func lockRangeWait(f *os.File, typ int16, start, n int64) error {
+	return errUnsupported("lock wait", nil)
+}
