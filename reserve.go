@@ -19,9 +19,11 @@ const reserveName = "reserve"
 
 // reserveSize is the reserve's size: a sixteenth of the capacity, at least
 // 64 KiB (room for a batch of deletes: a few pages of WAL each) and at most
-// a WAL's worth (walLimit, what a checkpoint may need).
+// 1 MiB or a WAL's worth (walLimit), whichever is less: deletes need a few
+// pages each, and a checkpoint after them mostly reuses the pages they
+// freed.
 func (c *Cache) reserveSize() int64 {
-	return min(max(c.capacity.Load()/16, 64<<10), c.walLimit())
+	return min(max(c.capacity.Load()/16, 64<<10), 1<<20, c.walLimit())
 }
 
 func (c *Cache) reservePath() string { return filepath.Join(c.dir, reserveName) }
