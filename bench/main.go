@@ -43,7 +43,7 @@ type scale struct {
 var (
 	fullScale = scale{
 		sizes:     []int{100, 4096, 65536, 1 << 20},
-		duration:  2 * time.Second,
+		duration:  1 * time.Second,
 		dataBytes: 64 << 20,
 		minKeys:   256,
 		maxKeys:   100_000,
@@ -97,7 +97,7 @@ func main() {
 	sizesFlag := flag.String("sizes", "", "comma-separated value sizes in bytes (default 100,4096,65536,1048576; -quick: 100,4096,65536)")
 	workloadsFlag := flag.String("workloads", strings.Join(allWorkloads, ","), "comma-separated workloads")
 	goroutinesFlag := flag.String("goroutines", "1,2,8", "comma-separated goroutine counts")
-	duration := flag.Duration("duration", 0, "length of each timed cell (default 2s; -quick: 100ms)")
+	duration := flag.Duration("duration", 0, "length of each timed cell (default 1s; -quick: 100ms)")
 	dir := flag.String("dir", "", "base directory for the stores' directories (default: a new directory in "+os.TempDir()+", removed at the end)")
 	label := flag.String("label", "peers", "name of the run: writes OUT/LABEL.json")
 	out := flag.String("out", "out", "directory for the JSON results (and the report's input)")

@@ -21,7 +21,7 @@
 #   MATRIX_WORK          where the images and the ext4 directory go (default /var/tmp)
 #   MATRIX_RUNNER_FLAGS  runner flags (default: -goroutines 1,8 -duration 500ms;
 #                        -quick: -goroutines 1 -workloads put,get-hot,capacity)
-#   MATRIX_BENCH_FLAGS   go test flags for BenchmarkFS* (default -benchtime=1s;
+#   MATRIX_BENCH_FLAGS   go test flags for BenchmarkFS* (default -benchtime=300ms;
 #                        -quick: -benchtime=5x), e.g. "-benchtime=1s -count=3"
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -56,7 +56,7 @@ if [ -n "$quick" ]; then
 	benchflags=(-benchtime=5x)
 else
 	runnerflags=${MATRIX_RUNNER_FLAGS:--goroutines 1,8 -duration 500ms}
-	benchflags=(-benchtime=1s)
+	benchflags=(-benchtime=300ms)
 fi
 if [ -n "${MATRIX_BENCH_FLAGS:-}" ]; then
 	read -r -a benchflags <<<"$MATRIX_BENCH_FLAGS"

@@ -2,7 +2,7 @@
 # Reproduces bench/RESULTS.md and bench/charts/: the one command for all of
 # possum's benchmark results. Run it from anywhere:
 #
-#   bench/run.sh          # the full run: 10 to 20 minutes
+#   bench/run.sh          # the full run: about 15 minutes
 #   bench/run.sh -quick   # a fast, noisy check of the whole pipeline (< 2 min)
 #
 # Steps, each writing into bench/out/:
@@ -14,7 +14,7 @@
 #   3. as root, the filesystem matrix (bench/matrix.sh: ext4, xfs, btrfs,
 #      tmpfs) -> out/<fs>.json and out/gobench-<fs>.txt; skipped otherwise;
 #   4. the report (`go run -C bench . -report`) -> RESULTS.md, charts/*.png.
-# GOBENCH_FLAGS (default -benchtime=1s; -quick: -benchtime=10x) sets step 2's
+# GOBENCH_FLAGS (default -benchtime=300ms; -quick: -benchtime=10x) sets step 2's
 # -benchtime/-count; bench/matrix.sh has its own knobs (MATRIX_*).
 # Results already in bench/out/ from earlier runs (say a matrix run in
 # Docker) are reported too; the report shows each run's date.
@@ -62,7 +62,7 @@ if [ -n "${GOBENCH_FLAGS:-}" ]; then
 elif [ -n "$quick" ]; then
 	benchflags=(-benchtime=10x)
 else
-	benchflags=(-benchtime=1s)
+	benchflags=(-benchtime=300ms)
 fi
 step "2/4 possum's Go benchmarks: go test -run '^\$' -bench . -v ${benchflags[*]} ."
 names=$(go test -list 'Benchmark.*' . | grep '^Benchmark' || true)

@@ -12,7 +12,7 @@ out=${SOAK_LOG:-/tmp/possum-soak.log}
 : > "$out"
 run() { echo "== $*" | tee -a "$out"; "$@" 2>&1 | tee -a "$out" | grep -E '^(---|ok|FAIL|PASS)|(stress|kill|crash|fault)_test.go:[0-9]+: (total|[0-9]+ rounds|recovered)' || true; }
 run env POSSUM_STRESS_SECONDS="$secs" go test -count=1 -timeout 30m -run 'TestMultiProcessStress$' -v .
-run env POSSUM_STRESS_UNDER_CAPACITY=1 POSSUM_STRESS_SECONDS="$secs" go test -count=1 -timeout 30m -run "TestMultiProcessStressUnderCapacity$" -v .
+run env POSSUM_STRESS_SECONDS="$secs" go test -count=1 -timeout 30m -run "TestMultiProcessStressUnderCapacity$" -v .
 run env POSSUM_KILL_ROUNDS=40 go test -count=1 -timeout 30m -run 'TestKillMidCommitAndReclaim$' -v .
 run go test -count=5 -timeout 30m -run 'TestCrashPoints|TestPowerLoss|TestKillMidPut|TestKilledHolder|TestFault' -v .
 echo "log: $out"
