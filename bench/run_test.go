@@ -247,11 +247,6 @@ func checkResults(t *testing.T, cfg config, run *Run, wantErrors bool) {
 	}
 	errs := int64(0)
 	for _, r := range run.Results {
-		if r.Store == "raw" && r.Workload == "mixed" && r.Goroutines > 1 {
-			// raw has no atomicity: a get racing a put of the same key
-			// reads a torn value, and the check says so. By design.
-			continue
-		}
 		errs += r.Errors
 		if r.Skipped != "" {
 			continue

@@ -13,19 +13,20 @@ import (
 )
 
 // Raw is the physical limit every other store is measured against: one
-// plain file, each key a fixed slot in it, Put one pwrite and Get one pread
-// of exactly the value's bytes, served from the page cache. Which slot a key
-// has and how long its value is live only in the opening process's memory,
-// so nothing is shared or persisted, and nothing is atomic: a Get racing a
-// Put of the same key may see a mix of both values.
+// plain file of fixed-size slots, Put one pwrite into a fresh slot and Get
+// one pread of exactly the value's bytes, served from the page cache. Which
+// slot a key has and how long its value is live only in the opening
+// process's memory, so nothing is shared or persisted. A slot is never
+// rewritten, so a Get racing a Put of the same key reads one value or the
+// other, whole.
 var Raw = Kind{
 	Name:         "raw",
 	Open:         openRaw,
 	MultiProcess: false,
 	Bounded:      false,
-	Note: "the physical limit: one plain file, a fixed slot per key (MaxValue rounded up to 4 KiB), " +
-		"Put = one pwrite, Get = one pread of the value; slot and length kept in process memory only; " +
-		"no atomicity, no fsync, deleted slots never reused",
+	Note: "the physical limit: one plain file of fixed slots (MaxValue rounded up to 4 KiB); " +
+		"Put = one pwrite into a fresh slot, Get = one pread of the value; slots and lengths kept in process memory only; " +
+		"no fsync, slots never reused",
 }
 
 const rawShards = 64
@@ -79,14 +80,11 @@ func (s *rawStore) Put(_ context.Context, key string, value []byte) error {
 	if int64(len(value)) > s.slotSize {
 		return fmt.Errorf("raw: value of %d bytes exceeds the slot of %d (MaxValue)", len(value), s.slotSize)
 	}
+	// Every put takes a fresh slot and the map switches to it only once the
+	// bytes are written: a concurrent Get reads the old slot or the new
+	// one, never a half-written value (slots are never rewritten).
 	sh := s.shard(key)
-	sh.mu.RLock()
-	e, ok := sh.entries[key]
-	sh.mu.RUnlock()
-	if !ok {
-		// A new key's slot is published only once its bytes are written.
-		e.slot = s.next.Add(1) - 1
-	}
+	e := rawEntry{slot: s.next.Add(1) - 1}
 	for done := 0; done < len(value); {
 		n, err := unix.Pwrite(s.fd, value[done:], e.slot*s.slotSize+int64(done))
 		if err != nil {
