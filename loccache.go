@@ -43,8 +43,8 @@ type locEntry struct {
 	key    string
 	stripe uint64
 	loc    manifest.Location
-	neg    bool      // a cached miss
-	at     time.Time // when a miss was cached
+	neg    bool  // a cached miss
+	at     int64 // when a miss was cached (Unix ns)
 
 	verified atomic.Bool   // this process read the value here and its checksum held
 	touched  atomic.Uint64 // 1 + the access buffer's epoch when a read was last recorded
@@ -75,7 +75,7 @@ func (lc *locationCache) get(key string, h, s1 uint64) *locEntry {
 	if e == nil || e.stripe != s1 || e.key != key {
 		return nil
 	}
-	if e.neg && time.Since(e.at) > negativeTTL {
+	if e.neg && time.Now().UnixNano()-e.at > int64(negativeTTL) {
 		return nil
 	}
 	return e
@@ -86,7 +86,7 @@ func (lc *locationCache) get(key string, h, s1 uint64) *locEntry {
 func (lc *locationCache) put(key string, h, s1 uint64, loc manifest.Location, neg bool) *locEntry {
 	e := &locEntry{key: key, stripe: s1, loc: loc, neg: neg}
 	if neg {
-		e.at = time.Now()
+		e.at = time.Now().UnixNano()
 	}
 	if lc.max == 0 {
 		return e
