@@ -93,6 +93,18 @@ func (s *stream) ReadFrom(r io.Reader) (int64, error) {
 			return n, err
 		}
 	}
+	if b, ok := r.(*bytesReader); ok && s.w == nil && len(s.held) == 0 && b.off == 0 {
+		// Bytes in memory (PutBytes): a large value goes to the file in
+		// one write, with its length known for placement.
+		if len(b.b) >= values.LargeValue {
+			if err := s.place(int64(len(b.b))); err != nil {
+				return 0, err
+			}
+		}
+		n, err := s.Write(b.b)
+		b.off = n
+		return int64(n), err
+	}
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
 	return io.CopyBuffer(onlyWriter{s}, onlyReader{r}, *bp)

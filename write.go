@@ -1,7 +1,6 @@
 package possum
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -34,8 +33,25 @@ func (c *Cache) Put(ctx context.Context, key string, r io.Reader) (int64, error)
 
 // PutBytes stores v under key, replacing any value the key had.
 func (c *Cache) PutBytes(ctx context.Context, key string, v []byte) error {
-	_, err := c.PutWith(ctx, key, bytes.NewReader(v), nil)
+	_, err := c.PutWith(ctx, key, &bytesReader{b: v}, nil)
 	return err
+}
+
+// bytesReader is a bytes.Reader whose bytes a stream can take whole (see
+// stream.ReadFrom): one write into the value file, no copy through a
+// buffer.
+type bytesReader struct {
+	b   []byte
+	off int
+}
+
+func (r *bytesReader) Read(p []byte) (int, error) {
+	if r.off >= len(r.b) {
+		return 0, io.EOF
+	}
+	n := copy(p, r.b[r.off:])
+	r.off += n
+	return n, nil
 }
 
 // PutWith is Put with options; nil opts means none.
@@ -131,11 +147,32 @@ func (w *valueWriter) Write(p []byte) (int, error) {
 	if w.limit > 0 && w.n+int64(len(p)) > w.limit {
 		return 0, fmt.Errorf("%w: more than the cache's capacity of %d bytes", ErrTooLarge, w.limit)
 	}
+	if len(p) < parallelHash {
+		m, err := w.a.WriteAt(p, w.off+w.n)
+		w.h.Write(p[:m])
+		w.n += int64(m)
+		return m, err
+	}
+	// A large write: hash on another core while the kernel copies.
+	hashed := make(chan struct{})
+	go func() {
+		w.h.Write(p)
+		close(hashed)
+	}()
 	m, err := w.a.WriteAt(p, w.off+w.n)
-	w.h.Write(p[:m])
+	<-hashed
+	if m < len(p) && err == nil {
+		err = io.ErrShortWrite
+	}
+	// On a short write the hash covers bytes never written: the value
+	// fails, and is aborted, so it does not matter.
 	w.n += int64(m)
 	return m, err
 }
+
+// parallelHash is the write size from which a value's bytes are hashed
+// while they are written rather than after.
+const parallelHash = 256 << 10
 
 // onlyReader hides everything but Read, so io.CopyBuffer uses our buffer
 // and our writer (which hashes) rather than a WriterTo that bypasses it.
