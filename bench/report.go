@@ -671,6 +671,7 @@ func renderReport(in *reportInput, charts map[string]string, chartsRel string, c
 
 	// Contents.
 	w.WriteString("Contents:\n\n")
+	w.WriteString("- [Hot-path targets](#hot-path-targets)\n")
 	if peers != nil {
 		w.WriteString("- [Peer comparison](#peer-comparison)\n")
 		w.WriteString("- [Bytes written and disk use](#bytes-written-and-disk-use)\n")
@@ -691,6 +692,8 @@ func renderReport(in *reportInput, charts map[string]string, chartsRel string, c
 		w.WriteString("- [Commentary](#commentary)\n")
 	}
 	w.WriteString("\n")
+
+	writeTargets(w, in)
 
 	if peers != nil {
 		gs := groups(peers)
