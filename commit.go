@@ -55,6 +55,9 @@ type committer struct {
 	// last transaction, whose rows the next one deletes. Only the
 	// committer's goroutine touches them.
 	reclaimed, removed []int64
+
+	// lastFlush is when access times were last written (see run).
+	lastFlush time.Time
 }
 
 func newCommitter(c *Cache) *committer {
@@ -99,18 +102,18 @@ func (k *committer) loop() {
 	for {
 		select {
 		case r := <-k.reqs:
-			k.run(k.gather(r))
+			k.run(k.gather(r), false)
 		case <-tick.C:
 			if k.c.access.pending() || len(k.reclaimed) > 0 || len(k.removed) > 0 {
-				k.run(nil)
+				k.run(nil, true)
 			}
 		case <-k.quit:
 			for {
 				select {
 				case r := <-k.reqs:
-					k.run(k.gather(r))
+					k.run(k.gather(r), false)
 				default:
-					k.run(nil) // last flush of access times
+					k.run(nil, true) // last flush of access times
 					return
 				}
 			}
@@ -132,9 +135,25 @@ func (k *committer) gather(first *commitReq) []*commitReq {
 	return group
 }
 
-func (k *committer) run(group []*commitReq) {
+// run commits group in one transaction, with the rows of what the last
+// reclaim gave back. Access times are written when flush says so (the
+// ticker, Close), when the last flush is accessFlushInterval old, and when
+// the commit must evict (LRU order needs them); not with every commit, which
+// would rewrite the rows of every key read between two puts.
+func (k *committer) run(group []*commitReq, flush bool) {
 	c := k.c
-	touches, drops := c.access.take()
+	var touches map[int64]int64
+	var drops []int64
+	flushed := false
+	takeReads := func() {
+		if !flushed {
+			touches, drops = c.access.take()
+			k.lastFlush, flushed = time.Now(), true
+		}
+	}
+	if flush || time.Since(k.lastFlush) >= accessFlushInterval {
+		takeReads()
+	}
 	done, removed := k.reclaimed, k.removed
 	if len(group) == 0 && len(touches) == 0 && len(drops) == 0 && len(done) == 0 && len(removed) == 0 {
 		return
@@ -163,7 +182,13 @@ func (k *committer) run(group []*commitReq) {
 			return err
 		}
 		var err error
-		res, err = evict.Evict(tx, fixed)
+		res, err = evict.Evict(tx, fixed, func() error {
+			if flushed {
+				return nil
+			}
+			takeReads()
+			return k.flushReads(tx, touches, drops)
+		})
 		freed = tx.Freed
 		return err
 	}

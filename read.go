@@ -191,8 +191,9 @@ func (c *Cache) Stat(ctx context.Context, key string) (Info, error) {
 // committer flushes it about once a second, with other commits, and at Close.
 //
 // A read records its access once per flush period per location-cache entry
-// (touch): later reads in the same period cost one atomic load, and the
-// access time recorded is at most one period old.
+// (touch): later reads in the same period cost one atomic load. The flush
+// stamps every key read in the period with its own time (see take), so the
+// LRU order is exact to a period (about a second).
 type accessBuffer struct {
 	now   func() time.Time
 	epoch atomic.Uint64 // counts takes: a new flush period
@@ -241,11 +242,21 @@ func (b *accessBuffer) pending() bool {
 	return len(b.m) > 0 || len(b.drops) > 0
 }
 
+// take empties the buffer for a flush and starts a new flush period. Each
+// key read in the period that ends is stamped with the time of the flush:
+// touch records only a period's first read of a key, and a key read
+// throughout the period must not look older than values written in it.
 func (b *accessBuffer) take() (map[int64]int64, []int64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	m, d := b.m, b.drops
 	b.m, b.drops = nil, nil
 	b.epoch.Add(1)
+	if len(m) > 0 {
+		now := b.now().UnixNano()
+		for id := range m {
+			m[id] = now
+		}
+	}
 	return m, d
 }

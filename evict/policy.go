@@ -58,7 +58,11 @@ func Used(tx *manifest.Tx, u manifest.Usage, fixed int64) int64 {
 // tx.Freed[Result.FirstVictim:]: the committer reclaims them all right
 // after the commit. Least recently used values were mostly written
 // together, so they lie in runs that punch well even when small.
-func Evict(tx *manifest.Tx, fixed int64) (Result, error) {
+//
+// beforeVictims, if not nil, runs once the cache is known to be over
+// capacity, before any victim is chosen: the place to bring the access
+// times up to date, so that the least recently used are really that.
+func Evict(tx *manifest.Tx, fixed int64, beforeVictims func() error) (Result, error) {
 	var r Result
 	u, err := tx.Usage()
 	r.Capacity = u.Capacity
@@ -70,6 +74,11 @@ func Evict(tx *manifest.Tx, fixed int64) (Result, error) {
 	r.FirstVictim = len(tx.Freed)
 	if used <= u.Capacity {
 		return r, nil
+	}
+	if beforeVictims != nil {
+		if err := beforeVictims(); err != nil {
+			return r, err
+		}
 	}
 	target := u.Capacity - u.Capacity/Headroom
 	for used > target {

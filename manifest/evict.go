@@ -25,14 +25,13 @@ type Usage struct {
 
 // Usage reads the totals and settings inside the transaction.
 func (tx *Tx) Usage() (Usage, error) {
+	// One query, scanned by hand: it runs in every commit.
 	var u Usage
-	err := tx.get(&u.Totals, `SELECT entry_count, live_bytes, live_footprint, dead_count, dead_footprint FROM totals`)
-	if err != nil {
-		return u, err
-	}
 	var cap, over sql.NullInt64
-	err = tx.queryRow(`SELECT (SELECT value FROM settings WHERE name = ?), (SELECT value FROM settings WHERE name = ?)`,
-		SettingCapacity, SettingOverhead).Scan(&cap, &over)
+	t := &u.Totals
+	err := tx.queryRow(`SELECT entry_count, live_bytes, live_footprint, dead_count, dead_footprint,
+		(SELECT value FROM settings WHERE name = ?), (SELECT value FROM settings WHERE name = ?) FROM totals`,
+		SettingCapacity, SettingOverhead).Scan(&t.Entries, &t.LiveBytes, &t.LiveFootprint, &t.DeadExtents, &t.DeadFootprint, &cap, &over)
 	u.Capacity, u.Overhead = cap.Int64, over.Int64
 	return u, err
 }

@@ -2,9 +2,12 @@ package manifest
 
 import (
 	"context"
+	"database/sql"
 	"errors"
+	"fmt"
 	"hash/fnv"
 	"io/fs"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -194,4 +197,40 @@ func TestReopenKeepsData(t *testing.T) {
 	if v, err := m.Setting(ctx, SettingCapacity); err != nil || v != 12345 {
 		t.Fatalf("capacity after reopening: %d, %v", v, err)
 	}
+}
+
+// TestPageSize: a new manifest has small pages and is in WAL mode; one made
+// with SQLite's default 4 KiB pages (by an earlier version) opens as it is.
+func TestPageSize(t *testing.T) {
+	pragma := func(m *Manifest, name string) string {
+		var v string
+		if err := m.w.GetContext(ctx, &v, "PRAGMA "+name); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	m := open(t, t.TempDir())
+	if got := pragma(m, "page_size"); got != fmt.Sprint(PageSize) {
+		t.Errorf("page_size %s, want %d", got, PageSize)
+	}
+	if got := pragma(m, "journal_mode"); got != "wal" {
+		t.Errorf("journal_mode %s", got)
+	}
+
+	dir := t.TempDir()
+	db, err := sql.Open("sqlite", filepath.Join(dir, FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("PRAGMA page_size = 4096; PRAGMA journal_mode = WAL"); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	m = open(t, dir)
+	if got := pragma(m, "page_size"); got != "4096" {
+		t.Errorf("an existing manifest's page_size changed to %s", got)
+	}
+	update(t, m, func(tx *Tx) error {
+		return tx.Insert(NewEntry{Key: []byte("k"), FileID: 1, Length: 1, Footprint: 1})
+	})
 }

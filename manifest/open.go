@@ -43,6 +43,9 @@ const FileName = "manifest.db"
 // in the header field SQLite reserves for that (PRAGMA application_id).
 const ApplicationID = 0x706f7373
 
+// PageSize is the page size of a new manifest (see openDB).
+const PageSize = 1024
+
 // BusyTimeout is how long a writer waits for another process's write
 // transaction before giving up with "database is locked". Commits are short
 // (milliseconds), so a long wait only ever happens when some process holds
@@ -149,6 +152,9 @@ func Open(ctx context.Context, dir string, cfg Config) (_ *Manifest, err error) 
 		return nil, err
 	}
 	m.w.SetMaxOpenConns(1)
+	if _, err := m.w.ExecContext(ctx, "PRAGMA journal_mode = WAL"); err != nil {
+		return nil, fmt.Errorf("manifest: WAL mode: %w", err)
+	}
 	m.ws = newStmtCache(m.w)
 	if err := m.migrate(ctx); err != nil {
 		return nil, err
@@ -205,7 +211,14 @@ func openDB(path string, sync, readOnly bool) (*sqlx.DB, error) {
 	if readOnly {
 		q.Add("_pragma", "query_only(1)")
 	} else {
-		q.Add("_pragma", "journal_mode(WAL)")
+		// A new manifest gets small pages: a commit writes each page it
+		// changed whole into the WAL, and a put changes a handful of pages
+		// (its row and its place in each index), so 1 KiB pages write a
+		// quarter of the bytes 4 KiB ones do. The pragma only applies to a
+		// database not yet written: modernc runs the _pragma list in
+		// lexicographic order, so WAL mode (which writes the header) is
+		// set after, by Open.
+		q.Add("_pragma", fmt.Sprintf("page_size(%d)", PageSize))
 		// After a checkpoint, cut the WAL back to this size: it counts
 		// against the cache's capacity like every other byte it holds.
 		q.Add("_pragma", "journal_size_limit(4194304)")

@@ -144,7 +144,10 @@ func scanEntries(rows *sqlx.Rows) ([]Entry, error) {
 	var es []Entry
 	for rows.Next() {
 		var e Entry
-		if err := rows.StructScan(&e); err != nil {
+		// By hand, not StructScan: this runs for every replaced value.
+		// The columns are entryColumns, in order.
+		if err := rows.Scan(&e.KeyID, &e.Key, &e.FileID, &e.Offset, &e.Length, &e.Footprint,
+			&e.Checksum, &e.Created, &e.LastUsed, &e.Expires); err != nil {
 			return nil, err
 		}
 		es = append(es, e)
