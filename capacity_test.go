@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -307,4 +308,44 @@ func TestChild(t *testing.T) {
 		t.Skip("only runs as a child process")
 	}
 	children[name](t)
+}
+
+// TestAccessTimesFlushInSlices reads more keys than one flush transaction
+// writes: at Close every read's time is in the manifest all the same.
+func TestAccessTimesFlushInSlices(t *testing.T) {
+	dir := t.TempDir()
+	var mu sync.Mutex
+	now := time.Unix(1_800_000_000, 0)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	var opts possum.Options
+	possum.SetClock(&opts, clock)
+	c := openCache(t, dir, &opts)
+	const n = 3000 // about three slices
+	b := c.NewBatch()
+	for i := range n {
+		b.PutBytes(ctx, fmt.Sprintf("k%05d", i), []byte("v"))
+	}
+	if err := b.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	now = now.Add(time.Hour)
+	read := now
+	mu.Unlock()
+	for i := range n {
+		mustGet(t, c, fmt.Sprintf("k%05d", i))
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c = openCache(t, dir, nil)
+	for i := range n {
+		info, err := c.Stat(ctx, fmt.Sprintf("k%05d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.LastUsed.Before(read) {
+			t.Fatalf("k%05d: last used %v, read at %v", i, info.LastUsed, read)
+		}
+	}
 }

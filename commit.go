@@ -56,9 +56,22 @@ type committer struct {
 	// committer's goroutine touches them.
 	reclaimed, removed []int64
 
-	// lastFlush is when access times were last written (see run).
-	lastFlush time.Time
+	// lastFlush is when access times were last taken from the buffer (see
+	// run); pending holds those not yet written, and pendingDrops the
+	// damaged rows to delete. Only the committer's goroutine touches them.
+	lastFlush    time.Time
+	pending      map[int64]int64
+	pendingDrops []int64
 }
+
+// A flush of many keys' access times goes in slices, so that it never holds
+// the manifest's write lock for long: idleTouchRows per transaction when no
+// request waits, busyTouchRows with each group of requests (so that the
+// times still reach the manifest under a steady stream of writes).
+const (
+	idleTouchRows = 64
+	busyTouchRows = 16
+)
 
 func newCommitter(c *Cache) *committer {
 	k := &committer{c: c, reqs: make(chan *commitReq, maxGroup), quit: make(chan struct{})}
@@ -104,18 +117,30 @@ func (k *committer) loop() {
 		case r := <-k.reqs:
 			k.run(k.gather(r), false)
 		case <-tick.C:
-			if k.c.access.pending() || len(k.reclaimed) > 0 || len(k.removed) > 0 {
-				k.run(nil, true)
-			}
+			k.run(nil, true) // a new period (see absorb), and what is pending
 		case <-k.quit:
 			for {
 				select {
 				case r := <-k.reqs:
 					k.run(k.gather(r), false)
 				default:
-					k.run(nil, true) // last flush of access times
+					ok := k.run(nil, true) // last flush of access times
+					for ok && len(k.pending) > 0 {
+						ok = k.run(nil, false)
+					}
 					return
 				}
+			}
+		}
+		// The rest of a large flush, a slice at a time, letting waiting
+		// requests in first.
+		// A failed commit leaves the rest for the next tick.
+		for ok := true; ok && len(k.pending) > 0; {
+			select {
+			case r := <-k.reqs:
+				ok = k.run(k.gather(r), false)
+			default:
+				ok = k.run(nil, false)
 			}
 		}
 	}
@@ -140,23 +165,22 @@ func (k *committer) gather(first *commitReq) []*commitReq {
 // ticker, Close), when the last flush is accessFlushInterval old, and when
 // the commit must evict (LRU order needs them); not with every commit, which
 // would rewrite the rows of every key read between two puts.
-func (k *committer) run(group []*commitReq, flush bool) {
+//
+// It reports whether the transaction committed (or there was nothing to do).
+func (k *committer) run(group []*commitReq, flush bool) bool {
 	c := k.c
-	var touches map[int64]int64
-	var drops []int64
-	flushed := false
-	takeReads := func() {
-		if !flushed {
-			touches, drops = c.access.take()
-			k.lastFlush, flushed = time.Now(), true
-		}
-	}
 	if flush || time.Since(k.lastFlush) >= accessFlushInterval {
-		takeReads()
+		k.absorb()
 	}
+	n := idleTouchRows
+	if len(group) > 0 {
+		n = busyTouchRows
+	}
+	touches, drops := k.slice(n)
+	flushedAll := false
 	done, removed := k.reclaimed, k.removed
 	if len(group) == 0 && len(touches) == 0 && len(drops) == 0 && len(done) == 0 && len(removed) == 0 {
-		return
+		return true
 	}
 	k.reclaimed, k.removed = nil, nil
 	fixed, _, walOver := c.fixedBytes()
@@ -183,11 +207,18 @@ func (k *committer) run(group []*commitReq, flush bool) {
 		}
 		var err error
 		res, err = evict.Evict(tx, fixed, func() error {
-			if flushed {
+			if flushedAll {
 				return nil
 			}
-			takeReads()
-			return k.flushReads(tx, touches, drops)
+			// Evicting: every access time known must be in first.
+			k.absorb()
+			rest, restDrops := k.slice(-1)
+			flushedAll = true
+			for id, ns := range rest {
+				touches[id] = ns
+			}
+			drops = append(drops, restDrops...)
+			return k.flushReads(tx, rest, restDrops)
 		})
 		freed = tx.Freed
 		return err
@@ -204,6 +235,7 @@ func (k *committer) run(group []*commitReq, flush bool) {
 			r.err = err
 		}
 		k.reclaimed, k.removed = append(k.reclaimed, done...), append(k.removed, removed...)
+		k.restore(touches, drops)
 		freed = nil
 	}
 	if len(stripes) > 0 { // a commit that changed keys, not yet announced
@@ -230,6 +262,7 @@ func (k *committer) run(group []*commitReq, flush bool) {
 	for _, r := range group {
 		close(r.done)
 	}
+	return err == nil
 }
 
 // failGrowing fails, with err, the requests of group that add values, and
@@ -271,6 +304,60 @@ func (k *committer) reclaimNow(freed []manifest.DeadExtent, firstVictim int) {
 	if err != nil {
 		k.reclaimed, k.removed = append(k.reclaimed, d...), append(k.removed, rm...)
 	}
+}
+
+// absorb takes the read buffer's access times and drops into pending,
+// starting a new flush period.
+func (k *committer) absorb() {
+	touches, drops := k.c.access.take()
+	k.lastFlush = time.Now()
+	// A new period: how old is the least recently used entry now?
+	if oldest, err := k.c.m.OldestUse(context.Background()); err == nil {
+		k.c.access.oldest.Store(oldest)
+	}
+	if k.pending == nil {
+		k.pending = touches
+	} else {
+		for id, ns := range touches {
+			k.pending[id] = max(k.pending[id], ns)
+		}
+	}
+	k.pendingDrops = append(k.pendingDrops, drops...)
+}
+
+// slice takes up to n (n < 0: all) pending access times, and every pending
+// drop, out of pending for one transaction. The map is never nil.
+func (k *committer) slice(n int) (map[int64]int64, []int64) {
+	drops := k.pendingDrops
+	k.pendingDrops = nil
+	if n < 0 || len(k.pending) <= n {
+		m := k.pending
+		k.pending = nil
+		if m == nil {
+			m = map[int64]int64{}
+		}
+		return m, drops
+	}
+	m := make(map[int64]int64, n)
+	for id, ns := range k.pending {
+		if len(m) == n {
+			break
+		}
+		m[id] = ns
+		delete(k.pending, id)
+	}
+	return m, drops
+}
+
+// restore puts back what a failed transaction did not write.
+func (k *committer) restore(touches map[int64]int64, drops []int64) {
+	if len(touches) > 0 && k.pending == nil {
+		k.pending = make(map[int64]int64, len(touches))
+	}
+	for id, ns := range touches {
+		k.pending[id] = max(k.pending[id], ns)
+	}
+	k.pendingDrops = append(k.pendingDrops, drops...)
 }
 
 // flushReads writes the buffered access times and drops damaged rows.

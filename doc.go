@@ -57,7 +57,11 @@
 // call returns; small replaced or deleted values are punched by the
 // background reclaimer, about a second later, with their dead neighbours.
 // Reads are recorded in a per-process buffer written to the manifest about
-// once a second, never in the read itself.
+// once a second (and before any eviction), never in the read itself, and
+// only for values whose recorded last use is in the older half of the
+// cache's span of uses: like relatime for atime, a read that would not
+// change what is evicted next costs no manifest write. A value read at least
+// once while in the older half of the cache stays.
 //
 // A background reclaimer in every open Cache gives back what others left:
 // dead regions a crashed process did not punch, tails of puts a killed

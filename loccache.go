@@ -48,6 +48,7 @@ type locEntry struct {
 
 	verified atomic.Bool   // this process read the value here and its checksum held
 	touched  atomic.Uint64 // 1 + the access buffer's epoch when a read was last recorded
+	stamped  atomic.Int64  // the last use the manifest has (or will have) for the value, Unix ns
 }
 
 func newLocationCache(size int) *locationCache {
@@ -85,6 +86,7 @@ func (lc *locationCache) get(key string, h, s1 uint64) *locEntry {
 // returns the entry; with the cache disabled the entry is not kept.
 func (lc *locationCache) put(key string, h, s1 uint64, loc manifest.Location, neg bool) *locEntry {
 	e := &locEntry{key: key, stripe: s1, loc: loc, neg: neg}
+	e.stamped.Store(loc.LastUsed)
 	if neg {
 		e.at = time.Now().UnixNano()
 	}

@@ -195,22 +195,45 @@ func (c *Cache) Stat(ctx context.Context, key string) (Info, error) {
 // stamps every key read in the period with its own time (see take), so the
 // LRU order is exact to a period (about a second).
 type accessBuffer struct {
-	now   func() time.Time
-	epoch atomic.Uint64 // counts takes: a new flush period
-	mu    sync.Mutex
-	m     map[int64]int64
-	drops []int64
+	now    func() time.Time
+	epoch  atomic.Uint64 // counts takes: a new flush period
+	oldest atomic.Int64  // the least recently used entry's last use, Unix ns (0: unknown)
+	mu     sync.Mutex
+	m      map[int64]int64
+	drops  []int64
 }
 
 // touch records a read of e's value, unless one was recorded in this
-// flush period already.
+// flush period already, or the value's recorded last use is recent enough
+// that eviction will not reach it soon (see atRisk).
 func (b *accessBuffer) touch(e *locEntry) {
 	ep := b.epoch.Load() + 1
 	if e.touched.Load() == ep {
 		return
 	}
 	e.touched.Store(ep)
-	b.record(e.loc.KeyID, b.now().UnixNano())
+	now := b.now().UnixNano()
+	if !b.atRisk(e.stamped.Load(), now) {
+		return
+	}
+	e.stamped.Store(now)
+	b.record(e.loc.KeyID, now)
+}
+
+// atRisk reports whether a value last used at stamped (as the manifest has
+// it) is in the older half of the cache's span of last uses, from the
+// least recently used entry (measured by the committer at each flush) to
+// now: the part eviction will reach first. Like relatime's rule for atime,
+// a read of a value outside it is not recorded: it would not change which
+// values go next, and each record costs a manifest write, which is what
+// makes a cache read across many keys expensive to keep in LRU order. When
+// the oldest use is not known yet, every read is at risk.
+func (b *accessBuffer) atRisk(stamped, now int64) bool {
+	oldest := b.oldest.Load()
+	if oldest <= 0 || oldest >= now {
+		return true
+	}
+	return stamped < oldest+(now-oldest)/2
 }
 
 // drop queues the removal of row key_id, found damaged.

@@ -80,6 +80,14 @@ func (m *Manifest) HasExpired(ctx context.Context, now int64) (bool, error) {
 	return n > 0, err
 }
 
+// OldestUse is the last use of the least recently used entry (Unix ns), or
+// 0 for an empty cache. The last-used index makes it one lookup.
+func (m *Manifest) OldestUse(ctx context.Context) (int64, error) {
+	var ns sql.NullInt64
+	err := m.rget(ctx, &ns, `SELECT min(last_used_ns) FROM entries`)
+	return ns.Int64, err
+}
+
 // DeleteExpired deletes up to limit expired entries, recording their
 // regions as dead, and returns how many it deleted.
 func (tx *Tx) DeleteExpired(limit int) (int, error) {
