@@ -320,7 +320,7 @@ func TestAccessTimesFlushInSlices(t *testing.T) {
 	var opts possum.Options
 	possum.SetClock(&opts, clock)
 	c := openCache(t, dir, &opts)
-	const n = 3000 // about three slices
+	const n = 200 // a few slices (idleTouchRows)
 	b := c.NewBatch()
 	for i := range n {
 		b.PutBytes(ctx, fmt.Sprintf("k%05d", i), []byte("v"))
