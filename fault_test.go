@@ -583,6 +583,11 @@ func diffSnapshots(a, b map[string]string) []string {
 // as it was, the cache is whole: whatever ran on the damaged manifest
 // removed or changed nothing in the value files.
 func TestFaultCorruptManifest(t *testing.T) {
+	if raceEnabled && testing.Short() {
+		// SQLite reading a damaged database, not Go concurrency: about
+		// four minutes under the race detector, a few seconds without.
+		t.Skip("slow under -race; runs in the plain test run")
+	}
 	damages := []struct {
 		name string
 		do   func(t *testing.T, path string, size int64)
