@@ -259,12 +259,6 @@ func (b *accessBuffer) get(id int64) (int64, bool) {
 	return ns, ok
 }
 
-func (b *accessBuffer) pending() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return len(b.m) > 0 || len(b.drops) > 0
-}
-
 // take empties the buffer for a flush and starts a new flush period. Each
 // key read in the period that ends is stamped with the time of the flush:
 // touch records only a period's first read of a key, and a key read
