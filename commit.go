@@ -15,9 +15,9 @@ import (
 const maxGroup = 512
 
 // accessFlushInterval is how often buffered access times reach the
-// manifest. Reads never write the manifest themselves; the LRU order is
-// exact to this granularity, which is plenty for eviction, and it keeps the
-// write lock out of the read path.
+// manifest (and before any eviction). Reads never write the manifest
+// themselves, which keeps the write lock out of the read path; which reads
+// are recorded at all is accessBuffer.atRisk's rule.
 const accessFlushInterval = time.Second
 
 // A commitReq is one caller's change to the manifest, applied in a

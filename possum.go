@@ -127,6 +127,9 @@ func (c *Cache) open(ctx context.Context) error {
 	if err := os.MkdirAll(c.dir, dirPerm); err != nil {
 		return writableErr(err)
 	}
+	// The writer lock opens the stripes file (made by initFiles) only when
+	// a write transaction first asks for it.
+	c.writer = values.OpenWriterLock(filepath.Join(c.dir, "stripes"))
 	if fi, err := os.Stat(c.dir); err != nil {
 		return err
 	} else if !fi.IsDir() {
@@ -144,9 +147,6 @@ func (c *Cache) open(ctx context.Context) error {
 		Now:      c.opts.now,
 		Init:     c.initFiles,
 		LockWriter: func(ctx context.Context) (func(), error) {
-			if c.writer == nil { // not yet: Init makes it
-				return func() {}, nil
-			}
 			return c.writer.Lock(ctx, manifest.BusyTimeout)
 		},
 		BeforeCommit: func(stripes map[int]struct{}) {
@@ -199,7 +199,6 @@ func (c *Cache) initFiles() error {
 		return err
 	}
 	c.locks = snapshot.NewLocks(c.files)
-	c.writer = values.OpenWriterLock(filepath.Join(c.dir, "stripes"))
 	c.stripes, err = values.OpenStripes(filepath.Join(c.dir, "stripes"), perm)
 	return err
 }

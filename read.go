@@ -188,12 +188,13 @@ func (c *Cache) Stat(ctx context.Context, key string) (Info, error) {
 
 // accessBuffer holds what this process's reads want written to the
 // manifest: key_id to the latest read time, and the rows found damaged. The
-// committer flushes it about once a second, with other commits, and at Close.
+// committer takes it about once a second, before evicting, and at Close, and
+// writes it in slices.
 //
-// A read records its access once per flush period per location-cache entry
-// (touch): later reads in the same period cost one atomic load. The flush
-// stamps every key read in the period with its own time (see take), so the
-// LRU order is exact to a period (about a second).
+// A read records its access at most once per flush period per
+// location-cache entry, and only if the value is at risk of eviction (touch,
+// atRisk): other reads cost an atomic load, or that and a clock read. The
+// flush stamps every key recorded in the period with its own time (take).
 type accessBuffer struct {
 	now    func() time.Time
 	epoch  atomic.Uint64 // counts takes: a new flush period
