@@ -442,6 +442,9 @@ func (s *stressor) run(until time.Time) {
 	for _, o := range ops {
 		total += o.weight
 	}
+	if s.evictable && s.g == 0 {
+		s.flood(until)
+	}
 	for time.Now().Before(until) && !s.f.stop.Load() {
 		n := s.rng.IntN(total)
 		for _, o := range ops {
@@ -1871,6 +1874,35 @@ func (s *stressor) listTTL() {
 		delete(s.ttlModel, k) // expired
 	}
 	s.counts["ttl.private.list"]++
+}
+
+// flood writes this worker's share of the f/ keys first, at the start of
+// the run while the other goroutines go about their work: together the
+// workers write 1.5 times the capacity in keys nobody deletes, so the run
+// evicts however slowly it goes (the random fill alone may not get there in
+// a short run under the race detector).
+func (s *stressor) flood(until time.Time) {
+	capacity, err := s.c.Capacity(stressCtx)
+	if err != nil {
+		s.failf("flood: Capacity: %v", err)
+		return
+	}
+	const size = 128 << 10
+	per := fillKeys / stressWorkers
+	first := (s.worker - 1) * per
+	target := capacity * 3 / 2 / stressWorkers
+	for i, written := 0, int64(0); written < target && i < per; i++ {
+		if time.Now().After(until) || s.f.stop.Load() {
+			return
+		}
+		key := fillKey((first + i) % fillKeys)
+		if err := s.put(key, s.newValueLen(key, false, size), i%2 == 0); err != nil {
+			s.failf("flood put %q: %v", key, err)
+			return
+		}
+		written += size
+		s.counts["fill.flood"]++
+	}
 }
 
 // fill writes (and now and then reads) the f/ keys, under capacity
