@@ -349,3 +349,87 @@ func TestAccessTimesFlushInSlices(t *testing.T) {
 		}
 	}
 }
+
+// TestAccessTimesHeldWhileQuiet: in a cache far from full, read times are
+// held back (up to quietHold) instead of written every second; once the
+// hold is over, or in a cache past half its capacity, they reach the
+// manifest within a flush or two. Another Cache on the directory sees what
+// the manifest has.
+func TestAccessTimesHeldWhileQuiet(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		capacity int64
+		held     bool
+	}{
+		{"unbounded", 0, true},
+		{"far from full", 64 << 20, true},
+		{"past half full", 2 << 20, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			var mu sync.Mutex
+			now := time.Unix(1_800_000_000, 0)
+			clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+			advance := func(d time.Duration) time.Time {
+				mu.Lock()
+				defer mu.Unlock()
+				now = now.Add(d)
+				return now
+			}
+			opts := possum.Options{Capacity: tc.capacity}
+			possum.SetClock(&opts, clock)
+			c := openCache(t, dir, &opts)
+			const n = 10
+			for i := range n {
+				if err := c.PutBytes(ctx, fmt.Sprintf("k%d", i), make([]byte, 112<<10)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			read := advance(time.Hour)
+			for i := range n {
+				mustGet(t, c, fmt.Sprintf("k%d", i))
+			}
+			written := func() int {
+				// A Cache of its own each time: Stat answers from the
+				// location cache once it has looked a key up.
+				other, err := possum.Open(dir, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer other.Close()
+				got := 0
+				for i := range n {
+					info, err := other.Stat(ctx, fmt.Sprintf("k%d", i))
+					if err != nil {
+						t.Fatal(err)
+					}
+					if !info.LastUsed.Before(read) {
+						got++
+					}
+				}
+				return got
+			}
+			waitWritten := func(what string) {
+				t.Helper()
+				deadline := time.Now().Add(10 * time.Second)
+				for written() < n {
+					if time.Now().After(deadline) {
+						t.Fatalf("%s: %d of %d read times in the manifest after 10 s", what, written(), n)
+					}
+					time.Sleep(50 * time.Millisecond)
+				}
+			}
+			if !tc.held {
+				waitWritten("past half full")
+				return
+			}
+			time.Sleep(2500 * time.Millisecond) // two flushes
+			if got := written(); got != 0 {
+				t.Fatalf("%d of %d read times written while the cache is quiet, before the hold is over", got, n)
+			}
+			advance(31 * time.Second) // past quietHold
+			waitWritten("after the hold")
+		})
+	}
+}

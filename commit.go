@@ -20,6 +20,17 @@ const maxGroup = 512
 // are recorded at all is accessBuffer.atRisk's rule.
 const accessFlushInterval = time.Second
 
+// quietHold is how long the committer may hold access times back while the
+// cache is far from full (under half its capacity, or unbounded): nothing
+// will be evicted before it fills, and held times are written once however
+// often their keys are read meanwhile. An eviction in this process writes
+// them all first; the cache passing half full ends the hold at the next
+// flush. At most quietHoldRows keys' times are held.
+const (
+	quietHold     = 30 * time.Second
+	quietHoldRows = 1 << 16
+)
+
 // A commitReq is one caller's change to the manifest, applied in a
 // transaction shared with other callers (group commit).
 //
@@ -62,6 +73,12 @@ type committer struct {
 	lastFlush    time.Time
 	pending      map[int64]int64
 	pendingDrops []int64
+	// quiet says the cache was far from full at the last flush;
+	// pendingSince is when pending last went from empty to not; closing is
+	// set when the last flush begins. See hold.
+	quiet        bool
+	pendingSince time.Time
+	closing      bool
 }
 
 // A flush of many keys' access times goes in slices, so that it never holds
@@ -124,6 +141,7 @@ func (k *committer) loop() {
 				case r := <-k.reqs:
 					k.run(k.gather(r), false)
 				default:
+					k.closing = true
 					ok := k.run(nil, true) // last flush of access times
 					for ok && len(k.pending) > 0 {
 						ok = k.run(nil, false)
@@ -135,7 +153,7 @@ func (k *committer) loop() {
 		// The rest of a large flush, a slice at a time, letting waiting
 		// requests in first.
 		// A failed commit leaves the rest for the next tick.
-		for ok := true; ok && len(k.pending) > 0; {
+		for ok := true; ok && len(k.pending) > 0 && !k.hold(); {
 			select {
 			case r := <-k.reqs:
 				ok = k.run(k.gather(r), false)
@@ -175,6 +193,9 @@ func (k *committer) run(group []*commitReq, flush bool) bool {
 	n := idleTouchRows
 	if len(group) > 0 {
 		n = busyTouchRows
+	}
+	if k.hold() {
+		n = 0
 	}
 	touches, drops := k.slice(n)
 	flushedAll := false
@@ -306,14 +327,26 @@ func (k *committer) reclaimNow(freed []manifest.DeadExtent, firstVictim int) {
 	}
 }
 
+// hold reports whether pending access times wait (see quietHold).
+func (k *committer) hold() bool {
+	return k.quiet && !k.closing && len(k.pending) < quietHoldRows && k.c.access.now().Sub(k.pendingSince) < quietHold
+}
+
 // absorb takes the read buffer's access times and drops into pending,
 // starting a new flush period.
 func (k *committer) absorb() {
 	touches, drops := k.c.access.take()
 	k.lastFlush = time.Now()
-	// A new period: how old is the least recently used entry now?
-	if oldest, err := k.c.m.OldestUse(context.Background()); err == nil {
-		k.c.access.oldest.Store(oldest)
+	// A new period: how old is the least recently used entry now, and how
+	// full is the cache?
+	if h, err := k.c.m.AccessHorizon(context.Background()); err == nil {
+		k.c.access.oldest.Store(h.Oldest)
+		k.quiet = h.Capacity <= 0 || h.Used < h.Capacity/2
+	} else {
+		k.quiet = false
+	}
+	if len(k.pending) == 0 {
+		k.pendingSince = k.c.access.now() // the cache's clock, as in hold
 	}
 	if k.pending == nil {
 		k.pending = touches

@@ -61,7 +61,11 @@
 // only for values whose recorded last use is in the older half of the
 // cache's span of uses: like relatime for atime, a read that would not
 // change what is evicted next costs no manifest write. A value read at least
-// once while in the older half of the cache stays.
+// once while in the older half of the cache stays. While the cache is under
+// half its capacity (or unbounded), nothing is about to be evicted: the
+// buffer then holds read times for up to 30 seconds, writing each key's
+// latest once however often it was read, so the last_used_ns column a
+// sqlite3 user sees may be that far behind.
 //
 // A background reclaimer in every open Cache gives back what others left:
 // dead regions a crashed process did not punch, tails of puts a killed

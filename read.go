@@ -229,6 +229,12 @@ func (b *accessBuffer) touch(e *locEntry) {
 // values go next, and each record costs a manifest write, which is what
 // makes a cache read across many keys expensive to keep in LRU order. When
 // the oldest use is not known yet, every read is at risk.
+//
+// Recording moves the oldest use forward, which narrows the span: read
+// across every key, a cache would record every read every second or two.
+// That costs memory only (one map entry per key per flush period) while the
+// cache is far from full, for then the committer holds the times back for
+// up to quietHold, writing each key's latest once (see committer.hold).
 func (b *accessBuffer) atRisk(stamped, now int64) bool {
 	oldest := b.oldest.Load()
 	if oldest <= 0 || oldest >= now {

@@ -80,12 +80,29 @@ func (m *Manifest) HasExpired(ctx context.Context, now int64) (bool, error) {
 	return n > 0, err
 }
 
-// OldestUse is the last use of the least recently used entry (Unix ns), or
-// 0 for an empty cache. The last-used index makes it one lookup.
-func (m *Manifest) OldestUse(ctx context.Context) (int64, error) {
-	var ns sql.NullInt64
-	err := m.rget(ctx, &ns, `SELECT min(last_used_ns) FROM entries`)
-	return ns.Int64, err
+// Horizon is what decides which reads are worth recording, and how soon
+// (see Manifest.AccessHorizon).
+type Horizon struct {
+	Oldest   int64 // the least recently used entry's last use, Unix ns (0: empty cache)
+	Capacity int64 // 0: unlimited
+	Used     int64 // footprint of live and dead rows, plus the measured overhead
+}
+
+// AccessHorizon reads the Horizon in one query. The last-used index makes
+// the oldest use one lookup.
+func (m *Manifest) AccessHorizon(ctx context.Context) (Horizon, error) {
+	var o, c, over sql.NullInt64
+	var h Horizon
+	s, err := m.rs.get(ctx, `SELECT (SELECT min(last_used_ns) FROM entries),
+		(SELECT value FROM settings WHERE name = ?), (SELECT value FROM settings WHERE name = ?),
+		live_footprint + dead_footprint FROM totals`)
+	if err != nil {
+		return h, err
+	}
+	err = s.QueryRowContext(ctx, SettingCapacity, SettingOverhead).Scan(&o, &c, &over, &h.Used)
+	h.Oldest, h.Capacity = o.Int64, c.Int64
+	h.Used += over.Int64
+	return h, err
 }
 
 // DeleteExpired deletes up to limit expired entries, recording their
