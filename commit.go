@@ -28,7 +28,7 @@ const accessFlushInterval = time.Second
 // flush. At most quietHoldRows keys' times are held.
 const (
 	quietHold     = 30 * time.Second
-	quietHoldRows = 1 << 16
+	quietHoldRows = 1 << 18
 )
 
 // A commitReq is one caller's change to the manifest, applied in a
