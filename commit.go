@@ -263,6 +263,15 @@ func (k *committer) run(group []*commitReq, flush bool) bool {
 		crashpoint.Hit("commit:committed")
 	}
 	c.bump(stripes)
+	if len(freed) > 0 {
+		// Bumped after the commit that freed them: the reclaimer need not
+		// bump them again (see announcedSet).
+		ids := make([]int64, len(freed))
+		for i, d := range freed {
+			ids[i] = d.ExtentID
+		}
+		c.announced.add(ids)
+	}
 	if res.Capacity > 0 {
 		c.capacity.Store(res.Capacity)
 	}

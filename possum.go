@@ -46,7 +46,10 @@ type Cache struct {
 	// from working on the same regions at once.
 	reclaimer, inline *evict.Reclaimer
 	reclaimMu         sync.Mutex
-	bg                background
+	// announced are dead extents whose stripes this process bumped after
+	// their commit: the reclaimers need not bump them again.
+	announced announcedSet
+	bg        background
 	// cloneOK says whether the values directory can clone ranges,
 	// probed on the first Open of a large value.
 	cloneProbe sync.Once
@@ -166,8 +169,9 @@ func (c *Cache) open(ctx context.Context) error {
 	c.pool.Candidates = c.appendCandidates
 	c.reclaimer = &evict.Reclaimer{
 		M: c.m, Dir: c.files, Log: c.log, Stats: &c.stats.reclaim, NoPunch: c.opts.DisablePunch,
-		Bump:   c.stripes.Bump,
-		Commit: func(ctx context.Context, f func(*manifest.Tx) error) error { return c.commits.do(ctx, f) },
+		Bump:      c.stripes.Bump,
+		Announced: c.announced.take,
+		Commit:    func(ctx context.Context, f func(*manifest.Tx) error) error { return c.commits.do(ctx, f) },
 	}
 	inline := *c.reclaimer
 	inline.Commit = func(ctx context.Context, f func(*manifest.Tx) error) error {
