@@ -92,19 +92,7 @@ func benchFSFile(b *testing.B, dir string, size int) (*os.File, string) {
 // anonymous file on xfs and btrfs, a shared range lock on ext4 and tmpfs
 // (clones/op, locks/op say which).
 func BenchmarkFSOpen1MiB(b *testing.B) {
-	c := benchFSCache(b)
-	if err := c.PutBytes(ctx, "v", benchData(1<<20)); err != nil {
-		b.Fatal(err)
-	}
-	before := c.Stats()
-	for b.Loop() {
-		v, err := c.Open(ctx, "v")
-		if err != nil {
-			b.Fatal(err)
-		}
-		v.Close()
-	}
-	reportStats(b, c, before, b.N, "clones/op", "locks/op")
+	benchOpenIn(b, benchFSCache(b), 1<<20)
 }
 
 // BenchmarkFSClone1MiB is the primitive under Open on xfs and btrfs: clone

@@ -15,7 +15,8 @@ import (
 const maxGroup = 512
 
 // accessFlushInterval is how often buffered access times reach the
-// manifest (and before any eviction). Reads never write the manifest
+// manifest (and before any eviction), unless the committer holds them back
+// while the cache is far from full (quietHold). Reads never write the manifest
 // themselves, which keeps the write lock out of the read path; which reads
 // are recorded at all is accessBuffer.atRisk's rule.
 const accessFlushInterval = time.Second

@@ -189,7 +189,8 @@ func (c *Cache) Stat(ctx context.Context, key string) (Info, error) {
 // accessBuffer holds what this process's reads want written to the
 // manifest: key_id to the latest read time, and the rows found damaged. The
 // committer takes it about once a second, before evicting, and at Close, and
-// writes it in slices.
+// writes it in slices (or holds it back while the cache is far from full:
+// see quietHold).
 //
 // A read records its access at most once per flush period per
 // location-cache entry, and only if the value is at risk of eviction (touch,
