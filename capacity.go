@@ -104,10 +104,14 @@ func (c *Cache) drainDead(ctx context.Context) error {
 type background struct {
 	quit chan struct{}
 	wg   sync.WaitGroup
+	// recovered is closed once the first recovery is over (tests wait on
+	// it: while it runs, it holds locks on the files' tails).
+	recovered chan struct{}
 }
 
 func (c *Cache) startBackground() {
 	c.bg.quit = make(chan struct{})
+	c.bg.recovered = make(chan struct{})
 	c.bg.wg.Add(1)
 	go func() {
 		defer c.bg.wg.Done()
@@ -119,6 +123,7 @@ func (c *Cache) startBackground() {
 			c.log.Warn("possum: recover", "err", err)
 		}
 		c.reclaimMu.Unlock()
+		close(c.bg.recovered)
 		tick := time.NewTicker(reclaimInterval)
 		defer tick.Stop()
 		for n := 0; ; n++ {
