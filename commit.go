@@ -2,6 +2,7 @@ package possum
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -47,8 +48,63 @@ type commitReq struct {
 	// grows says the request adds values: on a full disk it fails, while
 	// requests that shrink the cache may use the space reserve.
 	grows bool
+	// stage, if set, makes this a staged put (see stagedPut); apply is
+	// then unused.
+	stage *stagedPut
 	err   error
 	done  chan struct{}
+}
+
+// stageWait bounds how long a transaction waits, holding the manifest's
+// write lock, for the bytes of the staged puts it carries. If one is not
+// written by then, the transaction is rolled back and run again without it,
+// and its writer commits it on its own once the bytes are in; stageMax
+// keeps staged puts to values whose write takes well under this.
+const (
+	stageWait = 2 * time.Millisecond
+	stageMin  = parallelHash
+	stageMax  = 4 << 20
+)
+
+// A stagedPut is a put of a large value whose request reaches the
+// committer before its bytes are written (Cache.putStaged): the committer
+// begins the transaction, waits for the checksum (hashed on another core
+// while the kernel copies the bytes), runs the insert and the capacity
+// check, and commits once ready is closed. So a large put costs its write
+// and little more, instead of its write and then a whole transaction.
+// Nothing is committed before the bytes are in the file (publish by
+// commit).
+type stagedPut struct {
+	e      manifest.NewEntry // all but Checksum, known before the write
+	hashed chan struct{}     // closed by the writer once sum is set
+	sum    uint64
+	ready  chan struct{} // closed by the writer once the write ended and err is set
+	err    error         // the write failed: nothing may be published
+	// retry is set by the committer when it left the put out because its
+	// bytes were late: the writer must commit it anew.
+	retry bool
+	out   bool // left out of this request's group (retry, or err)
+}
+
+// errStagedLate rolls back a transaction that carried a staged put whose
+// write did not end in time or failed; the committer runs it again without.
+var errStagedLate = errors.New("possum: staged put not written in time")
+
+// await reports whether ch is closed by deadline.
+func await(ch chan struct{}, deadline time.Time) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+	}
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-ch:
+		return true
+	case <-t.C:
+		return false
+	}
 }
 
 // committer runs every write transaction of one open Cache. Callers queue
@@ -114,6 +170,17 @@ func (k *committer) doAtomic(ctx context.Context, apply func(*manifest.Tx) error
 // doGrow is do for a request that adds values.
 func (k *committer) doGrow(ctx context.Context, apply func(*manifest.Tx) error) error {
 	return k.submit(ctx, &commitReq{apply: apply, grows: true, done: make(chan struct{})})
+}
+
+// offer queues a staged put's request if the queue has room, without
+// waiting; the caller then waits on r.done.
+func (k *committer) offer(r *commitReq) bool {
+	select {
+	case k.reqs <- r:
+		return true
+	default:
+		return false
+	}
 }
 
 func (k *committer) submit(ctx context.Context, r *commitReq) error {
@@ -214,17 +281,26 @@ func (k *committer) run(group []*commitReq, flush bool) bool {
 		if err := evict.Forget(tx, done, removed); err != nil {
 			return err
 		}
+		var staged []*commitReq
 		for _, r := range group {
 			if r.err != nil {
 				continue // failed before this attempt (see below)
 			}
-			if r.savepoint {
+			if r.stage != nil {
+				if !r.stage.out {
+					staged = append(staged, r)
+				}
+			} else if r.savepoint {
 				r.err = tx.Savepoint(func() error { return r.apply(tx) })
 			} else if r.err = r.apply(tx); manifest.IsSQLError(r.err) {
 				return r.err // the transaction may be half changed: all fail
 			}
 		}
 		if err := k.flushReads(tx, touches, drops); err != nil {
+			return err
+		}
+		deadline := time.Now().Add(stageWait)
+		if err := insertStaged(tx, staged, deadline); err != nil {
 			return err
 		}
 		var err error
@@ -243,9 +319,16 @@ func (k *committer) run(group []*commitReq, flush bool) bool {
 			return k.flushReads(tx, rest, restDrops)
 		})
 		freed = tx.Freed
-		return err
+		if err != nil {
+			return err
+		}
+		return awaitStaged(staged, deadline)
 	}
 	stripes, err := c.m.Update(context.Background(), apply)
+	for errors.Is(err, errStagedLate) {
+		// Rolled back: again, without the staged put that was late.
+		stripes, err = c.m.Update(context.Background(), apply)
+	}
 	if manifest.IsFull(err) && k.failGrowing(group, err) && c.releaseReserve() {
 		// The disk is full: what adds values has failed; what shrinks the
 		// cache commits in the space the reserve gave back.
@@ -294,6 +377,47 @@ func (k *committer) run(group []*commitReq, flush bool) bool {
 		close(r.done)
 	}
 	return err == nil
+}
+
+// insertStaged inserts the staged puts of a group, last, as soon as their
+// checksums are known, usually while their bytes are still being written.
+// One whose checksum is late is left out, for its writer to commit anew.
+func insertStaged(tx *manifest.Tx, staged []*commitReq, deadline time.Time) error {
+	for _, r := range staged {
+		p := r.stage
+		if !await(p.hashed, deadline) {
+			p.out, p.retry = true, true
+			continue
+		}
+		e := p.e
+		e.Checksum = p.sum
+		if err := tx.Insert(e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// awaitStaged waits for the writes of the staged puts inserted; if one is
+// late or failed, it is left out and the transaction must be rolled back
+// (errStagedLate), since its row may not be committed.
+func awaitStaged(staged []*commitReq, deadline time.Time) error {
+	late := false
+	for _, r := range staged {
+		p := r.stage
+		if p.out {
+			continue
+		}
+		if !await(p.ready, deadline) {
+			p.out, p.retry, late = true, true, true
+		} else if p.err != nil {
+			p.out, late = true, true
+		}
+	}
+	if late {
+		return errStagedLate
+	}
+	return nil
 }
 
 // failGrowing fails, with err, the requests of group that add values, and

@@ -7,3 +7,11 @@ func WaitRecovered(c *Cache) { <-c.bg.recovered }
 
 // SetClock gives tests a clock for o.
 func SetClock(o *Options, now func() time.Time) { o.now = now }
+
+// SetStagedWriteHook makes every staged put of c (a large value put from
+// memory) call f before it writes its bytes; an error from f fails the
+// write. Set it before c is used.
+func SetStagedWriteHook(c *Cache, f func(key string) error) { c.stagedHook = f }
+
+// StageWait is how long a transaction waits for a staged put's bytes.
+const StageWait = stageWait

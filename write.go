@@ -63,6 +63,9 @@ func (c *Cache) PutWith(ctx context.Context, key string, r io.Reader, opts *PutO
 		return 0, opErr("put", key, err)
 	}
 	defer c.mu.RUnlock()
+	if b, ok := r.(*bytesReader); ok && b.off == 0 && len(b.b) >= stageMin && len(b.b) <= stageMax {
+		return c.putStaged(ctx, key, b, opts)
+	}
 	var a *values.Appender
 	getA := func() (*values.Appender, error) {
 		var err error
@@ -81,6 +84,88 @@ func (c *Cache) PutWith(ctx context.Context, key string, r io.Reader, opts *PutO
 		return 0, opErr("put", key, err)
 	}
 	return e.Length, nil
+}
+
+// putStaged is PutWith for a large value whose bytes are in memory: its
+// length, and so its place in a value file, is known before it is written,
+// and its commit request goes to the committer before the write, so that
+// the transaction's statements run while the kernel copies the bytes (see
+// stagedPut). The row is committed only once the bytes are written.
+func (c *Cache) putStaged(ctx context.Context, key string, b *bytesReader, opts *PutOptions) (int64, error) {
+	n := int64(len(b.b))
+	if limit := c.capacity.Load(); limit > 0 && n > limit {
+		return 0, opErr("put", key, fmt.Errorf("%w: %d bytes, more than the cache's capacity of %d", ErrTooLarge, n, limit))
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, opErr("put", key, err)
+	}
+	a, err := c.pool.Get(ctx)
+	if err != nil {
+		return 0, opErr("put", key, err)
+	}
+	s := c.newStream(ctx, func() (*values.Appender, error) { return a, nil }, 0)
+	defer s.release()
+	if err := s.place(n); err != nil {
+		c.settle(a, 0, false)
+		return 0, opErr("put", key, err)
+	}
+	_, fp := c.files.Placement(s.pos, n)
+	p := &stagedPut{hashed: make(chan struct{}), ready: make(chan struct{}),
+		e: manifest.NewEntry{Key: []byte(key), FileID: a.ID(), Offset: s.w.off, Length: n, Footprint: fp, Expires: c.expiry(opts)}}
+	req := &commitReq{stage: p, grows: true, done: make(chan struct{})}
+	queued := c.commits.offer(req)
+
+	// Hash on another core while the kernel copies; the committer inserts
+	// the row as soon as the sum is known.
+	go func() {
+		p.sum = xxhash.Sum64(b.b)
+		close(p.hashed)
+	}()
+	var m int
+	if h := c.stagedHook; h != nil {
+		err = h(key)
+	}
+	if err == nil {
+		m, err = a.WriteAt(b.b, s.w.off)
+		if m < len(b.b) && err == nil {
+			err = io.ErrShortWrite
+		}
+	}
+	s.w.n = int64(m)
+	<-p.hashed
+	var e manifest.NewEntry
+	var end int64
+	if err == nil {
+		e, end, err = s.finish()
+		e.Checksum = p.sum
+	}
+	if err == nil && (e.FileID != p.e.FileID || e.Offset != p.e.Offset || e.Footprint != fp) {
+		err = fmt.Errorf("possum: internal error: value placed at %d+%d in file %d, staged at %d+%d in file %d",
+			e.Offset, e.Footprint, e.FileID, p.e.Offset, p.e.Footprint, p.e.FileID)
+	}
+	if err != nil {
+		err = errors.Join(err, s.abort())
+	} else {
+		crashpoint.Hit("put:written")
+	}
+	p.err = err
+	close(p.ready)
+	if queued {
+		<-req.done
+	}
+	switch {
+	case err != nil:
+	case queued && req.err != nil:
+		err = req.err
+	case !queued || p.retry:
+		e.Key, e.Expires = p.e.Key, p.e.Expires
+		err = c.commits.doGrow(ctx, func(tx *manifest.Tx) error { return tx.Insert(e) })
+	}
+	c.settle(a, end, err == nil)
+	if err != nil {
+		return 0, opErr("put", key, err)
+	}
+	return n, nil
 }
 
 // settle ends a writer's use of a: on success its committed end moves to

@@ -1,0 +1,174 @@
+package possum_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/seed475afdc4/possum"
+)
+
+// A put of a large value from memory is staged: its transaction runs while
+// its bytes are written, and commits once they are. These tests hold the
+// write back (SetStagedWriteHook) to check what others see meanwhile.
+
+func stagedValue(seed byte) []byte {
+	v := make([]byte, 1<<20)
+	for i := range v {
+		v[i] = seed + byte(i/4096)
+	}
+	return v
+}
+
+func TestStagedPutPublishesOnlyWrittenBytes(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	var hold sync.Map // key -> chan struct{}: the write waits for it to close
+	writing := make(chan string, 1)
+	c := openCache(t, dir, &possum.Options{Capacity: 1 << 30})
+	possum.SetStagedWriteHook(c, func(key string) error {
+		if ch, ok := hold.Load(key); ok {
+			writing <- key
+			<-ch.(chan struct{})
+		}
+		return nil
+	})
+	other := openCache(t, dir, nil) // another handle: what other processes see
+
+	old, neu := stagedValue(1), stagedValue(2)
+	if err := c.PutBytes(ctx, "k", old); err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	hold.Store("k", release)
+	done := make(chan error, 1)
+	go func() { done <- c.PutBytes(ctx, "k", neu) }()
+	<-writing
+
+	// The new value's bytes are not written: nobody sees it, and other
+	// writers are not kept waiting by it (its transaction gives up after
+	// StageWait and commits without it).
+	putDone := make(chan error, 1)
+	go func() { putDone <- c.PutBytes(ctx, "small", []byte("x")) }()
+	select {
+	case err := <-putDone:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a small put waited for a staged put's write")
+	}
+	time.Sleep(3 * possum.StageWait)
+	for _, h := range []*possum.Cache{c, other} {
+		got, err := h.Get(ctx, "k")
+		if err != nil || !bytes.Equal(got, old) {
+			t.Fatalf("while the new value is being written: got %d bytes (old value: %v), err %v", len(got), bytes.Equal(got, old), err)
+		}
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("staged put returned before its write ended: %v", err)
+	default:
+	}
+
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []*possum.Cache{c, other} {
+		got, err := h.Get(ctx, "k")
+		if err != nil || !bytes.Equal(got, neu) {
+			t.Fatalf("after the put: got %d bytes (new value: %v), err %v", len(got), bytes.Equal(got, neu), err)
+		}
+	}
+}
+
+func TestStagedPutFailedWriteKeepsOldValue(t *testing.T) {
+	t.Parallel()
+	c := openCache(t, "", nil)
+	boom := errors.New("disk on fire")
+	possum.SetStagedWriteHook(c, func(key string) error {
+		if key == "k" {
+			return boom
+		}
+		return nil
+	})
+	old := stagedValue(1)
+	if err := c.PutBytes(ctx, "j", old); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rename(ctx, "j", "k"); err != nil {
+		t.Fatal(err)
+	}
+	// The failing put shares transactions with good ones.
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			key := "k"
+			if i > 0 {
+				key = fmt.Sprintf("good/%d", i)
+			}
+			errs[i] = c.PutBytes(ctx, key, stagedValue(byte(i)))
+		}()
+	}
+	wg.Wait()
+	if !errors.Is(errs[0], boom) {
+		t.Fatalf("failed write: err %v, want %v", errs[0], boom)
+	}
+	for i, err := range errs[1:] {
+		if err != nil {
+			t.Fatalf("good/%d: %v", i+1, err)
+		}
+	}
+	got, err := c.Get(ctx, "k")
+	if err != nil || !bytes.Equal(got, old) {
+		t.Fatalf("after a failed put: got %d bytes (old value: %v), err %v", len(got), bytes.Equal(got, old), err)
+	}
+	for i := 1; i < len(errs); i++ {
+		got, err := c.Get(ctx, fmt.Sprintf("good/%d", i))
+		if err != nil || !bytes.Equal(got, stagedValue(byte(i))) {
+			t.Fatalf("good/%d: got %d bytes, err %v", i, len(got), err)
+		}
+	}
+}
+
+func TestStagedPutsConcurrent(t *testing.T) {
+	t.Parallel()
+	c := openCache(t, "", &possum.Options{Capacity: 1 << 30})
+	const goroutines, rounds = 8, 6
+	var wg sync.WaitGroup
+	errs := make(chan error, goroutines*rounds)
+	for g := range goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := range rounds {
+				// Each key is replaced every round; a small put now and
+				// then shares the transactions.
+				if err := c.PutBytes(ctx, fmt.Sprint("big/", g), stagedValue(byte(g*rounds+r))); err != nil {
+					errs <- err
+				}
+				if err := c.PutBytes(ctx, fmt.Sprint("small/", g), []byte{byte(r)}); err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	for g := range goroutines {
+		got, err := c.Get(ctx, fmt.Sprint("big/", g))
+		if err != nil || !bytes.Equal(got, stagedValue(byte(g*rounds+rounds-1))) {
+			t.Fatalf("big/%d: got %d bytes, err %v", g, len(got), err)
+		}
+	}
+}
