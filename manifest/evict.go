@@ -29,9 +29,13 @@ func (tx *Tx) Usage() (Usage, error) {
 	var u Usage
 	var cap, over sql.NullInt64
 	t := &u.Totals
-	err := tx.queryRow(`SELECT entry_count, live_bytes, live_footprint, dead_count, dead_footprint,
-		(SELECT value FROM settings WHERE name = ?), (SELECT value FROM settings WHERE name = ?) FROM totals`,
-		SettingCapacity, SettingOverhead).Scan(&t.Entries, &t.LiveBytes, &t.LiveFootprint, &t.DeadExtents, &t.DeadFootprint, &cap, &over)
+	s, err := tx.stmt(`SELECT entry_count, live_bytes, live_footprint, dead_count, dead_footprint,
+		(SELECT value FROM settings WHERE name = ?), (SELECT value FROM settings WHERE name = ?) FROM totals`)
+	if err != nil {
+		return u, err
+	}
+	err = s.QueryRowxContext(tx.ctx, SettingCapacity, SettingOverhead).Scan(&t.Entries, &t.LiveBytes, &t.LiveFootprint,
+		&t.DeadExtents, &t.DeadFootprint, &cap, &over)
 	u.Capacity, u.Overhead = cap.Int64, over.Int64
 	return u, err
 }

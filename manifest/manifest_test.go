@@ -204,7 +204,7 @@ func TestReopenKeepsData(t *testing.T) {
 func TestPageSize(t *testing.T) {
 	pragma := func(m *Manifest, name string) string {
 		var v string
-		if err := m.w.GetContext(ctx, &v, "PRAGMA "+name); err != nil {
+		if err := m.wc.GetContext(ctx, &v, "PRAGMA "+name); err != nil {
 			t.Fatal(err)
 		}
 		return v

@@ -106,13 +106,21 @@ type Config struct {
 // Manifest is an open manifest database. It is safe for concurrent use.
 type Manifest struct {
 	path  string
-	w     *sqlx.DB // one connection: every write transaction
+	w     *sqlx.DB // one connection, wc, once open
 	r     *sqlx.DB // query-only pool
 	cfg   Config
 	stmts readStmts
 	rs    *stmtCache // statements prepared on r
-	ws    *stmtCache // statements prepared on w
-	wmu   sync.Mutex // held across each write transaction, with cfg.LockWriter
+	// wc is w's connection, held from Open to Close: every write
+	// transaction runs on it as plain BEGIN IMMEDIATE and COMMIT
+	// statements, not through database/sql's Tx, which starts a goroutine
+	// for every transaction and for every query inside one (to watch
+	// their contexts), and wraps every prepared statement anew for each
+	// transaction. Held, the connection cannot be swapped for a new one
+	// between the statements of a transaction.
+	wc  *sqlx.Conn
+	ws  *stmtCache // statements prepared on wc
+	wmu sync.Mutex // held across each write transaction, with cfg.LockWriter
 }
 
 // Open opens the manifest in dir, creating or upgrading it under an exclusive
@@ -155,7 +163,6 @@ func Open(ctx context.Context, dir string, cfg Config) (_ *Manifest, err error) 
 	if _, err := m.w.ExecContext(ctx, "PRAGMA journal_mode = WAL"); err != nil {
 		return nil, fmt.Errorf("manifest: WAL mode: %w", err)
 	}
-	m.ws = newStmtCache(m.w)
 	if err := m.migrate(ctx); err != nil {
 		return nil, err
 	}
@@ -165,12 +172,16 @@ func Open(ctx context.Context, dir string, cfg Config) (_ *Manifest, err error) 
 			return nil, err
 		}
 	}
+	if m.wc, err = m.w.Connx(context.Background()); err != nil {
+		return nil, fmt.Errorf("manifest: %w", err)
+	}
+	m.ws = newStmtCache(m.wc.PreparexContext)
 	if m.r, err = openDB(path, cfg.Sync, true); err != nil {
 		return nil, err
 	}
 	m.r.SetMaxOpenConns(cfg.ReadConns)
 	m.r.SetMaxIdleConns(cfg.ReadConns)
-	m.rs = newStmtCache(m.r)
+	m.rs = newStmtCache(m.r.PreparexContext)
 	if err := m.prepare(ctx); err != nil {
 		return nil, err
 	}
@@ -183,6 +194,10 @@ func (m *Manifest) Close() error {
 	m.stmts.close()
 	m.rs.close()
 	m.ws.close()
+	if m.wc != nil {
+		errs = append(errs, m.wc.Close())
+		m.wc = nil
+	}
 	for _, db := range []*sqlx.DB{m.r, m.w} {
 		if db != nil {
 			errs = append(errs, db.Close())
@@ -378,7 +393,7 @@ func (m *Manifest) Checkpoint(ctx context.Context) error {
 		return err
 	}
 	defer unlock()
-	_, err = m.w.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)")
+	_, err = m.wc.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)")
 	return err
 }
 

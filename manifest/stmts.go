@@ -13,13 +13,17 @@ import (
 // is parsed once per connection instead of on every call: parsing was a
 // third of a small put's CPU time.
 type stmtCache struct {
-	db      *sqlx.DB
-	mu      sync.Mutex
-	m       map[string]*sqlx.Stmt
-	pending []string // queries to prepare when the connection is free
+	prep func(ctx context.Context, query string) (*sqlx.Stmt, error)
+	mu   sync.Mutex
+	m    map[string]*sqlx.Stmt
 }
 
-func newStmtCache(db *sqlx.DB) *stmtCache { return &stmtCache{db: db, m: map[string]*sqlx.Stmt{}} }
+// newStmtCache caches the statements prep prepares: a pool's (then
+// database/sql prepares each on every connection it runs on) or one held
+// connection's.
+func newStmtCache(prep func(ctx context.Context, query string) (*sqlx.Stmt, error)) *stmtCache {
+	return &stmtCache{prep: prep, m: map[string]*sqlx.Stmt{}}
+}
 
 func (c *stmtCache) get(ctx context.Context, query string) (*sqlx.Stmt, error) {
 	c.mu.Lock()
@@ -28,7 +32,7 @@ func (c *stmtCache) get(ctx context.Context, query string) (*sqlx.Stmt, error) {
 	if s != nil {
 		return s, nil
 	}
-	s, err := c.db.PreparexContext(ctx, query)
+	s, err := c.prep(ctx, query)
 	if err != nil {
 		return nil, err
 	}
@@ -80,68 +84,42 @@ func (m *Manifest) rqueryx(ctx context.Context, query string, args ...any) (*sql
 	return s.QueryxContext(ctx, args...)
 }
 
-// Transaction helpers. The write pool has a single connection, which the
-// transaction holds: a statement cannot be prepared on the pool while it
-// runs. So a query not prepared yet runs unprepared, and is noted; Update
-// prepares the noted queries once the transaction is over.
+// Transaction helpers. A write transaction runs on the writer's held
+// connection, so its statements are prepared on that connection, once, and
+// run as they are: even mid-transaction, a statement not prepared yet can
+// be.
 
-// cached returns the prepared statement for query bound to tx, or nil.
-func (tx *Tx) cached(query string) *sqlx.Stmt {
-	c := tx.m.ws
-	c.mu.Lock()
-	s := c.m[query]
-	if s == nil {
-		c.pending = append(c.pending, query)
-	}
-	c.mu.Unlock()
-	if s == nil {
-		return nil
-	}
-	return tx.tx.StmtxContext(tx.ctx, s)
-}
-
-// preparePending prepares the queries noted during transactions.
-func (c *stmtCache) preparePending(ctx context.Context) {
-	c.mu.Lock()
-	pending := c.pending
-	c.pending = nil
-	c.mu.Unlock()
-	for _, q := range pending {
-		c.get(ctx, q) // a failure only means the query stays unprepared
-	}
-}
+func (tx *Tx) stmt(query string) (*sqlx.Stmt, error) { return tx.m.ws.get(tx.ctx, query) }
 
 func (tx *Tx) exec(query string, args ...any) (sql.Result, error) {
-	if s := tx.cached(query); s != nil {
-		return s.ExecContext(tx.ctx, args...)
+	s, err := tx.stmt(query)
+	if err != nil {
+		return nil, err
 	}
-	return tx.tx.ExecContext(tx.ctx, query, args...)
+	return s.ExecContext(tx.ctx, args...)
 }
 
 func (tx *Tx) get(dest any, query string, args ...any) error {
-	if s := tx.cached(query); s != nil {
-		return s.GetContext(tx.ctx, dest, args...)
+	s, err := tx.stmt(query)
+	if err != nil {
+		return err
 	}
-	return tx.tx.GetContext(tx.ctx, dest, query, args...)
+	return s.GetContext(tx.ctx, dest, args...)
 }
 
 func (tx *Tx) sel(dest any, query string, args ...any) error {
-	if s := tx.cached(query); s != nil {
-		return s.SelectContext(tx.ctx, dest, args...)
+	s, err := tx.stmt(query)
+	if err != nil {
+		return err
 	}
-	return tx.tx.SelectContext(tx.ctx, dest, query, args...)
+	return s.SelectContext(tx.ctx, dest, args...)
 }
 
 func (tx *Tx) queryx(query string, args ...any) (*sqlx.Rows, error) {
-	if s := tx.cached(query); s != nil {
-		return s.QueryxContext(tx.ctx, args...)
+	s, err := tx.stmt(query)
+	if err != nil {
+		return nil, err
 	}
-	return tx.tx.QueryxContext(tx.ctx, query, args...)
+	return s.QueryxContext(tx.ctx, args...)
 }
 
-func (tx *Tx) queryRow(query string, args ...any) *sqlx.Row {
-	if s := tx.cached(query); s != nil {
-		return s.QueryRowxContext(tx.ctx, args...)
-	}
-	return tx.tx.QueryRowxContext(tx.ctx, query, args...)
-}

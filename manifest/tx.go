@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strings"
 
 	"github.com/jmoiron/sqlx"
 )
@@ -14,7 +15,6 @@ import (
 // every key it inserts, deletes or renames, which the caller must bump after
 // the commit, and before any region it freed can be reclaimed.
 type Tx struct {
-	tx      *sqlx.Tx
 	ctx     context.Context
 	m       *Manifest
 	Now     int64
@@ -32,20 +32,29 @@ func (m *Manifest) Update(ctx context.Context, fn func(*Tx) error) ([]int, error
 		return nil, err
 	}
 	defer unlock()
-	sqltx, err := m.w.BeginTxx(ctx, nil)
-	if err != nil {
-		return nil, fmt.Errorf("begin: %w", err)
+	tx := &Tx{ctx: ctx, m: m, Now: m.now(), stripes: map[int]struct{}{}}
+	if _, err := tx.exec("BEGIN IMMEDIATE"); err != nil {
+		if !strings.Contains(err.Error(), "within a transaction") {
+			return nil, fmt.Errorf("begin: %w", err)
+		}
+		// A transaction left open by a rollback that failed: end it.
+		m.rollback()
+		if _, err := tx.exec("BEGIN IMMEDIATE"); err != nil {
+			return nil, fmt.Errorf("begin: %w", err)
+		}
 	}
-	tx := &Tx{tx: sqltx, ctx: ctx, m: m, Now: m.now(), stripes: map[int]struct{}{}}
-	defer m.ws.preparePending(ctx)
 	if err := fn(tx); err != nil {
-		sqltx.Rollback()
+		m.rollback()
 		return nil, err
 	}
 	if m.cfg.BeforeCommit != nil && len(tx.stripes) > 0 {
 		m.cfg.BeforeCommit(tx.stripes)
 	}
-	if err := sqltx.Commit(); err != nil {
+	// Not tx.ctx: the changes are made, and a cancelled context must not
+	// interrupt their commit half way.
+	tx.ctx = context.Background()
+	if _, err := tx.exec("COMMIT"); err != nil {
+		m.rollback() // a COMMIT that failed may leave the transaction open
 		return nil, fmt.Errorf("commit: %w", err)
 	}
 	out := make([]int, 0, len(tx.stripes))
@@ -53,6 +62,14 @@ func (m *Manifest) Update(ctx context.Context, fn func(*Tx) error) ([]int, error
 		out = append(out, s)
 	}
 	return out, nil
+}
+
+// rollback ends the open write transaction, if there is one. Its error
+// does not matter: SQLite may already have rolled the transaction back
+// (after an I/O error, a full disk, an interrupt), and one left open is
+// ended by the next Update.
+func (m *Manifest) rollback() {
+	m.wc.ExecContext(context.Background(), "ROLLBACK")
 }
 
 // Savepoint runs fn inside a savepoint: if fn fails, what it did is undone
