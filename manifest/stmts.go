@@ -122,4 +122,3 @@ func (tx *Tx) queryx(query string, args ...any) (*sqlx.Rows, error) {
 	}
 	return s.QueryxContext(tx.ctx, args...)
 }
-
