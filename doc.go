@@ -33,7 +33,11 @@
 // may open the same directory. Concurrent puts stream their bytes in
 // parallel, each into a value file it holds alone (an OFD lock on the file's
 // tail), and are published by one shared SQLite transaction (group commit);
-// a value is visible only once all its bytes are written. A Get takes no
+// a value is visible only once all its bytes are written. A large value put
+// from memory (PutBytes, 256 KiB to 4 MiB) is staged: its transaction
+// begins, and runs its statements, while the bytes are being written, and
+// commits once they are (waiting at most 2 ms, holding the manifest's write
+// lock, before committing without it). A Get takes no
 // lock and usually no SQLite query: it reads the key's stripe counter, finds
 // the value's location in a per-process cache, preads it, and reads the
 // counter again; a writer bumps the counter of every key it changes before
