@@ -464,12 +464,16 @@ func (s *stressor) run(until time.Time) {
 }
 
 // randSize picks a value size: mostly small (packed), some at and just
-// under the 64 KiB boundary, some large (aligned), a few about 1 MiB.
+// under the 64 KiB boundary, some large (aligned), a few about 1 MiB, and a
+// few from 256 KiB to 1 MiB (put from memory, they are staged: see
+// stagedPut).
 func (s *stressor) randSize(origin string) int {
 	var n int
 	switch x := s.rng.IntN(1000); {
 	case x < 3:
 		n = 1<<20 - 32<<10 + s.rng.IntN(64<<10)
+	case x < 8:
+		n = 256<<10 + s.rng.IntN(768<<10)
 	case x < 20:
 		n = 64<<10 - 2 + s.rng.IntN(4)
 	case x < 50:
