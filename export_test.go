@@ -8,10 +8,11 @@ func WaitRecovered(c *Cache) { <-c.bg.recovered }
 // SetClock gives tests a clock for o.
 func SetClock(o *Options, now func() time.Time) { o.now = now }
 
-// SetStagedWriteHook makes every staged put of c (a large value put from
-// memory) call f before it writes its bytes; an error from f fails the
+// SetStagedHook makes every staged put of c (a large value put from
+// memory) call f before it hashes its bytes (step "hash") and before it
+// writes them (step "write"); an error from f before the write fails the
 // write. Set it before c is used.
-func SetStagedWriteHook(c *Cache, f func(key string) error) { c.stagedHook = f }
+func SetStagedHook(c *Cache, f func(key, step string) error) { c.stagedHook = f }
 
 // StageWait is how long a transaction waits for a staged put's bytes.
 const StageWait = stageWait

@@ -50,9 +50,10 @@ type Cache struct {
 	// their commit: the reclaimers need not bump them again.
 	announced announcedSet
 	bg        background
-	// stagedHook, set by tests only, runs before a staged put writes its
-	// bytes; an error it returns fails the write.
-	stagedHook func(key string) error
+	// stagedHook, set by tests only, runs before a staged put hashes its
+	// bytes (step "hash") and before it writes them (step "write"); an
+	// error it returns before the write fails the write.
+	stagedHook func(key, step string) error
 	// cloneOK says whether the values directory can clone ranges,
 	// probed on the first Open of a large value.
 	cloneProbe sync.Once

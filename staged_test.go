@@ -13,7 +13,8 @@ import (
 
 // A put of a large value from memory is staged: its transaction runs while
 // its bytes are written, and commits once they are. These tests hold the
-// write back (SetStagedWriteHook) to check what others see meanwhile.
+// hash or the write back (SetStagedHook) to check what others see
+// meanwhile.
 
 func stagedValue(seed byte) []byte {
 	v := make([]byte, 1<<20)
@@ -25,13 +26,25 @@ func stagedValue(seed byte) []byte {
 
 func TestStagedPutPublishesOnlyWrittenBytes(t *testing.T) {
 	t.Parallel()
+	// Held before its hash, the put is left out of the transaction before
+	// its row is inserted; held before its write, after (and the
+	// transaction is rolled back and run again without it).
+	for _, step := range []string{"hash", "write"} {
+		t.Run(step, func(t *testing.T) {
+			t.Parallel()
+			testStagedPutHeld(t, step)
+		})
+	}
+}
+
+func testStagedPutHeld(t *testing.T, step string) {
 	dir := t.TempDir()
-	var hold sync.Map // key -> chan struct{}: the write waits for it to close
-	writing := make(chan string, 1)
+	var hold sync.Map // key/step -> chan struct{}: the step waits for it to close
+	held := make(chan string, 1)
 	c := openCache(t, dir, &possum.Options{Capacity: 1 << 30})
-	possum.SetStagedWriteHook(c, func(key string) error {
-		if ch, ok := hold.Load(key); ok {
-			writing <- key
+	possum.SetStagedHook(c, func(key, step string) error {
+		if ch, ok := hold.Load(key + "/" + step); ok {
+			held <- key
 			<-ch.(chan struct{})
 		}
 		return nil
@@ -43,10 +56,10 @@ func TestStagedPutPublishesOnlyWrittenBytes(t *testing.T) {
 		t.Fatal(err)
 	}
 	release := make(chan struct{})
-	hold.Store("k", release)
+	hold.Store("k/"+step, release)
 	done := make(chan error, 1)
 	go func() { done <- c.PutBytes(ctx, "k", neu) }()
-	<-writing
+	<-held
 
 	// The new value's bytes are not written: nobody sees it, and other
 	// writers are not kept waiting by it (its transaction gives up after
@@ -90,8 +103,8 @@ func TestStagedPutFailedWriteKeepsOldValue(t *testing.T) {
 	t.Parallel()
 	c := openCache(t, "", nil)
 	boom := errors.New("disk on fire")
-	possum.SetStagedWriteHook(c, func(key string) error {
-		if key == "k" {
+	possum.SetStagedHook(c, func(key, step string) error {
+		if key == "k" && step == "write" {
 			return boom
 		}
 		return nil

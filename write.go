@@ -117,13 +117,17 @@ func (c *Cache) putStaged(ctx context.Context, key string, b *bytesReader, opts 
 
 	// Hash on another core while the kernel copies; the committer inserts
 	// the row as soon as the sum is known.
+	hook := c.stagedHook
 	go func() {
+		if hook != nil {
+			hook(key, "hash")
+		}
 		p.sum = xxhash.Sum64(b.b)
 		close(p.hashed)
 	}()
 	var m int
-	if h := c.stagedHook; h != nil {
-		err = h(key)
+	if hook != nil {
+		err = hook(key, "write")
 	}
 	if err == nil {
 		m, err = a.WriteAt(b.b, s.w.off)
