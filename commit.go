@@ -275,7 +275,9 @@ func (k *committer) run(group []*commitReq, flush bool) bool {
 	fixed, _, walOver := c.fixedBytes()
 	var freed []manifest.DeadExtent
 	var res evict.Result
+	var last *manifest.Tx
 	apply := func(tx *manifest.Tx) error {
+		last = tx
 		// First forget what the last reclaim gave back, so that the
 		// capacity check below counts only what is still on disk.
 		if err := evict.Forget(tx, done, removed); err != nil {
@@ -346,7 +348,18 @@ func (k *committer) run(group []*commitReq, flush bool) bool {
 	if len(stripes) > 0 { // a commit that changed keys, not yet announced
 		crashpoint.Hit("commit:committed")
 	}
-	c.bump(stripes)
+	if h := c.committedHook; h != nil && err == nil && last != nil && len(last.Inserted) > 0 {
+		keys := make([]string, 0, len(last.Inserted))
+		for key := range last.Inserted {
+			keys = append(keys, key)
+		}
+		h(keys)
+	}
+	if err == nil && last != nil && len(last.Inserted) > 0 && last.PreBumped != nil {
+		k.bumpRefreshing(stripes, last.Inserted, last.PreBumped)
+	} else {
+		c.bump(stripes)
+	}
 	if len(freed) > 0 {
 		// Bumped after the commit that freed them: the reclaimer need not
 		// bump them again (see announcedSet).
@@ -418,6 +431,30 @@ func awaitStaged(staged []*commitReq, deadline time.Time) error {
 		return errStagedLate
 	}
 	return nil
+}
+
+// bumpRefreshing bumps stripes after a commit that inserted ins, and
+// points this process's cached locations of those keys at their new rows,
+// so that a read after a write needs no manifest lookup. It does so only
+// for a key whose stripe nobody else bumped between this commit's two
+// bumps (pre, taken while the transaction held the write lock, and the
+// one here): any other commit touching that stripe bumps it before it
+// commits, so none has changed the key since, and the location is the
+// key's row at the counter's new value. A bump by anyone after this one
+// invalidates the entry as usual.
+func (k *committer) bumpRefreshing(stripes []int, ins map[string]manifest.Location, pre map[int]uint64) {
+	c := k.c
+	post := make(map[int]uint64, len(stripes))
+	for _, s := range stripes {
+		post[s] = c.stripes.Bump(s)
+	}
+	for key, loc := range ins {
+		h := keyHash(key)
+		s := stripeOf(h)
+		if p, ok := pre[s]; ok && post[s] == p+1 {
+			c.locs.refresh(key, h, post[s], loc)
+		}
+	}
 }
 
 // failGrowing fails, with err, the requests of group that add values, and

@@ -42,7 +42,9 @@
 // the value's location in a per-process cache, preads it, and reads the
 // counter again; a writer bumps the counter of every key it changes before
 // the region can be freed, so a read never returns another value's bytes or
-// the zeros of a punched hole. Every value also carries a checksum, checked
+// the zeros of a punched hole. A process that puts a key it has cached
+// points its cached entry at the new row, if no other commit touched the
+// key's stripe meanwhile. Every value also carries a checksum, checked
 // the first time a process reads the value from its location (at every read
 // with Options.VerifyEveryRead): bytes damaged behind possum's back read as
 // a miss.

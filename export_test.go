@@ -16,3 +16,8 @@ func SetStagedHook(c *Cache, f func(key, step string) error) { c.stagedHook = f 
 
 // StageWait is how long a transaction waits for a staged put's bytes.
 const StageWait = stageWait
+
+// SetCommittedHook makes c's committer call f after each commit that
+// inserted keys (naming them), before it bumps their stripes again. Set it
+// before c is used.
+func SetCommittedHook(c *Cache, f func(inserted []string)) { c.committedHook = f }

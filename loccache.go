@@ -106,6 +106,24 @@ func (lc *locationCache) put(key string, h, s1 uint64, loc manifest.Location, ne
 	return e
 }
 
+// refresh replaces key's entry, if it has one, with loc under stripe s: a
+// writer's own commit moved the key there (see committer.refreshInserted).
+// A key not cached is left out, so that a stream of puts does not push
+// the entries of keys being read out of the cache.
+func (lc *locationCache) refresh(key string, h, s uint64, loc manifest.Location) {
+	if lc.max == 0 {
+		return
+	}
+	sh := lc.shard(h)
+	sh.mu.Lock()
+	if old := sh.m[h]; old != nil && old.key == key {
+		e := &locEntry{key: key, stripe: s, loc: loc}
+		e.stamped.Store(loc.LastUsed)
+		sh.m[h] = e
+	}
+	sh.mu.Unlock()
+}
+
 // dropPrefix forgets every entry whose key starts with prefix. A prefix
 // delete or move calls it after committing: the commit bumped the stripes
 // of the keys it found, but a key another process deleted just before

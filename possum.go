@@ -54,6 +54,9 @@ type Cache struct {
 	// bytes (step "hash") and before it writes them (step "write"); an
 	// error it returns before the write fails the write.
 	stagedHook func(key, step string) error
+	// committedHook, set by tests only, runs after each commit of the
+	// committer that inserted keys, before the stripes are bumped again.
+	committedHook func(inserted []string)
 	// cloneOK says whether the values directory can clone ranges,
 	// probed on the first Open of a large value.
 	cloneProbe sync.Once
@@ -156,10 +159,12 @@ func (c *Cache) open(ctx context.Context) error {
 		LockWriter: func(ctx context.Context) (func(), error) {
 			return c.writer.Lock(ctx, manifest.BusyTimeout)
 		},
-		BeforeCommit: func(stripes map[int]struct{}) {
+		BeforeCommit: func(stripes map[int]struct{}) map[int]uint64 {
+			after := make(map[int]uint64, len(stripes))
 			for s := range stripes {
-				c.stripes.Bump(s)
+				after[s] = c.stripes.Bump(s)
 			}
+			return after
 		},
 		// Before SQLite creates its files: none of them may be
 		// preallocated (see values.NoPreallocDir).
@@ -173,7 +178,7 @@ func (c *Cache) open(ctx context.Context) error {
 	c.pool.Candidates = c.appendCandidates
 	c.reclaimer = &evict.Reclaimer{
 		M: c.m, Dir: c.files, Log: c.log, Stats: &c.stats.reclaim, NoPunch: c.opts.DisablePunch,
-		Bump:      c.stripes.Bump,
+		Bump:      func(s int) { c.stripes.Bump(s) },
 		Announced: c.announced.take,
 		Commit:    func(ctx context.Context, f func(*manifest.Tx) error) error { return c.commits.do(ctx, f) },
 	}

@@ -185,3 +185,42 @@ func TestStagedPutsConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// TestPutDoesNotCacheReplacedLocation: a writer refreshes its cached
+// location of a key it put only if no other commit touched the key's
+// stripe between its commit and its bump after; here another handle
+// replaces the key in that gap, and its Put returns before the first one's
+// does. The first handle must then read the second's value, not cache its
+// own, already replaced.
+func TestPutDoesNotCacheReplacedLocation(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	a := openCache(t, dir, nil)
+	b := openCache(t, dir, nil)
+	if err := a.PutBytes(ctx, "k", []byte("v1")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Get(ctx, "k"); err != nil { // a caches k
+		t.Fatal(err)
+	}
+	var once sync.Once
+	errs := make(chan error, 1)
+	possum.SetCommittedHook(a, func(inserted []string) {
+		for _, k := range inserted {
+			if k == "k" {
+				once.Do(func() { errs <- b.PutBytes(ctx, "k", []byte("v3")) })
+			}
+		}
+	})
+	if err := a.PutBytes(ctx, "k", []byte("v2")); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errs; err != nil {
+		t.Fatal(err)
+	}
+	for name, h := range map[string]*possum.Cache{"writer": a, "other": b} {
+		if got, err := h.Get(ctx, "k"); err != nil || string(got) != "v3" {
+			t.Fatalf("%s reads %q, %v; want the later put's v3", name, got, err)
+		}
+	}
+}

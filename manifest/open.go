@@ -85,7 +85,8 @@ type Config struct {
 	// after). Bumping them on both sides of the commit means a location
 	// cached before the commit is invalid by the time the change is
 	// visible: only a read inside the commit itself can see a stale one.
-	BeforeCommit func(stripes map[int]struct{})
+	// It returns the counters as it left them (Tx.PreBumped).
+	BeforeCommit func(stripes map[int]struct{}) map[int]uint64
 	// LockWriter, if set, is called before each write transaction begins
 	// and returns the function that ends it: a lock that serialises
 	// writers across processes more promptly than SQLite's busy handler.

@@ -22,6 +22,16 @@ type Tx struct {
 	// Freed lists the dead extents this transaction recorded, for the
 	// committer to reclaim right after the commit.
 	Freed []DeadExtent
+	// Inserted holds, by key, the rows this transaction inserted through
+	// Insert and that are still there: a later change to the same key in
+	// the transaction (delete, rename, move, eviction, another insert)
+	// takes its key out. Once a savepoint has been rolled back it stays
+	// nil: what it held can no longer be told apart from what was undone.
+	Inserted map[string]Location
+	// PreBumped holds the stripe counters as BeforeCommit left them, just
+	// before the commit.
+	PreBumped map[int]uint64
+	untracked bool // a savepoint was rolled back: Inserted is off
 }
 
 // Update runs fn in one write transaction and commits it if fn returns nil.
@@ -48,7 +58,7 @@ func (m *Manifest) Update(ctx context.Context, fn func(*Tx) error) ([]int, error
 		return nil, err
 	}
 	if m.cfg.BeforeCommit != nil && len(tx.stripes) > 0 {
-		m.cfg.BeforeCommit(tx.stripes)
+		tx.PreBumped = m.cfg.BeforeCommit(tx.stripes)
 	}
 	// Not tx.ctx: the changes are made, and a cancelled context must not
 	// interrupt their commit half way.
@@ -82,6 +92,7 @@ func (tx *Tx) Savepoint(fn func() error) error {
 		return err
 	}
 	if err := fn(); err != nil {
+		tx.untracked, tx.Inserted = true, nil
 		if _, rerr := tx.exec("ROLLBACK TO request"); rerr != nil {
 			return errors.Join(err, rerr)
 		}
@@ -117,11 +128,29 @@ func (tx *Tx) Insert(e NewEntry) error {
 	if e.Expires != 0 {
 		exp = sql.NullInt64{Int64: e.Expires, Valid: true}
 	}
-	_, err := tx.exec(`INSERT INTO entries (key, file_id, offset, length, footprint, checksum, created_ns, last_used_ns, expires_ns)
+	res, err := tx.exec(`INSERT INTO entries (key, file_id, offset, length, footprint, checksum, created_ns, last_used_ns, expires_ns)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		e.Key, e.FileID, e.Offset, e.Length, e.Footprint, int64(e.Checksum), tx.Now, tx.Now, exp)
+	if err != nil {
+		return err
+	}
 	tx.touch(e.Key)
-	return err
+	if id, err := res.LastInsertId(); err == nil && !tx.untracked {
+		if tx.Inserted == nil {
+			tx.Inserted = map[string]Location{}
+		}
+		tx.Inserted[string(e.Key)] = Location{KeyID: id, FileID: e.FileID, Offset: e.Offset, Length: e.Length,
+			Checksum: e.Checksum, Expires: e.Expires, Footprint: e.Footprint, Created: tx.Now, LastUsed: tx.Now}
+	}
+	return nil
+}
+
+// changed notes that key's row changed otherwise than by Insert: it is no
+// longer known to be what Insert put there.
+func (tx *Tx) changed(key []byte) {
+	if tx.Inserted != nil {
+		delete(tx.Inserted, string(key))
+	}
 }
 
 // Delete removes key, recording its region as dead. A missing key is
@@ -176,6 +205,7 @@ func scanEntries(rows *sqlx.Rows) ([]Entry, error) {
 // region (if it has one) is queued for the reclaimer.
 func (tx *Tx) recordDead(e *Entry) error {
 	tx.touch(e.Key)
+	tx.changed(e.Key)
 	if e.FileID == 0 || e.Footprint == 0 {
 		return nil
 	}
@@ -268,6 +298,8 @@ func (tx *Tx) Rename(from, to []byte) error {
 	}
 	tx.touch(from)
 	tx.touch(to)
+	tx.changed(from)
+	tx.changed(to)
 	return nil
 }
 
@@ -306,6 +338,7 @@ func (tx *Tx) MovePrefix(lo, hi, from, to []byte) (int, error) {
 	for i := range moved {
 		e := &moved[i]
 		tx.touch(e.Key)
+		tx.changed(e.Key)
 		e.Key = append(append([]byte{}, to...), e.Key[len(from):]...)
 		if _, err := tx.deleteKey(e.Key); err != nil {
 			return 0, err
@@ -318,6 +351,7 @@ func (tx *Tx) MovePrefix(lo, hi, from, to []byte) (int, error) {
 			return 0, err
 		}
 		tx.touch(e.Key)
+		tx.changed(e.Key)
 	}
 	return len(moved), nil
 }

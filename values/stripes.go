@@ -64,8 +64,8 @@ func OpenStripes(path string, perm fs.FileMode) (*Stripes, error) {
 // Load reads stripe i.
 func (s *Stripes) Load(i int) uint64 { return atomic.LoadUint64(&s.c[i]) }
 
-// Bump increments stripe i.
-func (s *Stripes) Bump(i int) { atomic.AddUint64(&s.c[i], 1) }
+// Bump increments stripe i and returns its new value.
+func (s *Stripes) Bump(i int) uint64 { return atomic.AddUint64(&s.c[i], 1) }
 
 // Close unmaps the file. The Stripes must not be used afterwards.
 func (s *Stripes) Close() error {
