@@ -107,7 +107,7 @@ func (lc *locationCache) put(key string, h, s1 uint64, loc manifest.Location, ne
 }
 
 // refresh replaces key's entry, if it has one, with loc under stripe s: a
-// writer's own commit moved the key there (see committer.refreshInserted).
+// writer's own commit moved the key there (see committer.bumpRefreshing).
 // A key not cached is left out, so that a stream of puts does not push
 // the entries of keys being read out of the cache.
 func (lc *locationCache) refresh(key string, h, s uint64, loc manifest.Location) {
