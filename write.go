@@ -31,7 +31,11 @@ func (c *Cache) Put(ctx context.Context, key string, r io.Reader) (int64, error)
 	return c.PutWith(ctx, key, r, nil)
 }
 
-// PutBytes stores v under key, replacing any value the key had.
+// PutBytes stores v under key, replacing any value the key had. Unlike
+// Put's, a large v's bytes (256 KiB to 4 MiB) are written while the commit
+// that publishes them is already under way, holding the manifest's write
+// lock for at most 2 ms more (see stagedPut); they are still published
+// only once they are all written.
 func (c *Cache) PutBytes(ctx context.Context, key string, v []byte) error {
 	_, err := c.PutWith(ctx, key, &bytesReader{b: v}, nil)
 	return err
