@@ -9,10 +9,14 @@ func WaitRecovered(c *Cache) { <-c.bg.recovered }
 func SetClock(o *Options, now func() time.Time) { o.now = now }
 
 // SetStagedHook makes every staged put of c (a large value put from
-// memory) call f before it hashes its bytes (step "hash") and before it
-// writes them (step "write"); an error from f before the write fails the
-// write. Set it before c is used.
+// memory) call f before it writes its bytes (step "write"), once its
+// request is sent to the committer; an error from f fails the write. Set
+// it before c is used.
 func SetStagedHook(c *Cache, f func(key, step string) error) { c.stagedHook = f }
+
+// HandedOff is how many of c's transactions a staged put's writer
+// committed.
+func HandedOff(c *Cache) int64 { return c.commits.handedOff.Load() }
 
 // StageWait is how long a transaction waits for a staged put's bytes.
 const StageWait = stageWait

@@ -50,9 +50,9 @@ type Cache struct {
 	// their commit: the reclaimers need not bump them again.
 	announced announcedSet
 	bg        background
-	// stagedHook, set by tests only, runs before a staged put hashes its
-	// bytes (step "hash") and before it writes them (step "write"); an
-	// error it returns before the write fails the write.
+	// stagedHook, set by tests only, runs before a staged put writes its
+	// bytes (step "write"), once its request is sent; an error it returns
+	// fails the write.
 	stagedHook func(key, step string) error
 	// committedHook, set by tests only, runs after each commit of the
 	// committer that inserted keys, before the stripes are bumped again.

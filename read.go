@@ -9,8 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cespare/xxhash/v2"
-
 	"github.com/seed475afdc4/possum/manifest"
 )
 
@@ -84,7 +82,7 @@ func (c *Cache) read(ctx context.Context, dst []byte, key string) ([]byte, error
 			continue // our descriptor was closed under us: reopen
 		}
 		if err == nil && (c.opts.VerifyEveryRead || !e.verified.Load()) { // 5.
-			if xxhash.Sum64(p) != loc.Checksum {
+			if checksum(loc.ChecksumKind, p) != loc.Checksum {
 				err = errChecksum
 			} else {
 				e.verified.Store(true)

@@ -8,7 +8,7 @@ import (
 	"os"
 	"sync"
 
-	"github.com/cespare/xxhash/v2"
+	"github.com/zeebo/xxh3"
 
 	"github.com/seed475afdc4/possum/manifest"
 	"github.com/seed475afdc4/possum/values"
@@ -79,7 +79,7 @@ func (s *stream) place(size int64) error {
 		s.pos = a.End()
 	}
 	off, _ := s.c.files.Placement(s.pos, size)
-	s.w = &valueWriter{ctx: s.ctx, a: a, off: off, h: xxhash.New(), limit: s.c.capacity.Load()}
+	s.w = &valueWriter{ctx: s.ctx, a: a, off: off, h: xxh3.New(), limit: s.c.capacity.Load()}
 	return nil
 }
 
@@ -188,7 +188,7 @@ func (s *stream) finish() (manifest.NewEntry, int64, error) {
 	var e manifest.NewEntry
 	if s.w == nil {
 		if len(s.held) == 0 {
-			e.Checksum = xxhash.Sum64(nil)
+			e.Checksum = xxh3.Hash(nil)
 			return e, s.pos, nil
 		}
 		if err := s.place(int64(len(s.held))); err != nil {

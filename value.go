@@ -11,8 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cespare/xxhash/v2"
-
 	"github.com/seed475afdc4/possum/manifest"
 	"github.com/seed475afdc4/possum/snapshot"
 	"github.com/seed475afdc4/possum/values"
@@ -40,6 +38,7 @@ type Value struct {
 	// Sequential reads from the start hash as they go, to check the
 	// checksum at the end.
 	sum     uint64
+	sumKind manifest.ChecksumKind
 	keyID   int64
 	h       hash.Hash64
 	hashed  int64
@@ -110,7 +109,7 @@ func (c *Cache) pin(key string, loc *manifest.Location, s1 uint64, si int) (*Val
 		c.stats.expired.Add(1)
 		return nil, ErrNotFound
 	}
-	v := &Value{c: c, info: locInfo(key, loc), sum: loc.Checksum, keyID: loc.KeyID}
+	v := &Value{c: c, info: locInfo(key, loc), sum: loc.Checksum, sumKind: loc.ChecksumKind, keyID: loc.KeyID}
 	if loc.Length < values.LargeValue {
 		mem, err := c.readEntry(key, loc, s1, si)
 		if err != nil {
@@ -153,7 +152,7 @@ func (c *Cache) readEntry(key string, loc *manifest.Location, s1 uint64, si int)
 	if c.stripes.Load(si) != s1 || errors.Is(err, os.ErrClosed) {
 		return nil, errRetry
 	}
-	if err == nil && xxhash.Sum64(p) != loc.Checksum {
+	if err == nil && checksum(loc.ChecksumKind, p) != loc.Checksum {
 		err = errChecksum
 	}
 	if err != nil {
@@ -243,7 +242,7 @@ func (v *Value) Read(p []byte) (int, error) {
 	n, err := v.ReadAt(p, v.pos)
 	if v.hashed == v.pos && v.view != nil {
 		if v.h == nil {
-			v.h = xxhash.New()
+			v.h = newDigest(v.sumKind)
 		}
 		v.h.Write(p[:n])
 		v.hashed += int64(n)
@@ -284,7 +283,7 @@ func (v *Value) Verify() error {
 	if v.mem != nil {
 		return nil // checked when read
 	}
-	h := xxhash.New()
+	h := newDigest(v.sumKind)
 	if _, err := io.Copy(h, io.NewSectionReader(v, 0, v.info.Size)); err != nil {
 		return err
 	}

@@ -10,8 +10,6 @@ import (
 	"path/filepath"
 	"slices"
 
-	"github.com/cespare/xxhash/v2"
-
 	"github.com/seed475afdc4/possum/manifest"
 	"github.com/seed475afdc4/possum/values"
 )
@@ -171,7 +169,7 @@ func (c *Cache) verifyEntry(ctx context.Context, e *manifest.Entry, r *Report) (
 		p.Kind = "missing file"
 	case err != nil:
 		p.Kind, p.Detail = "short file", fmt.Sprintf("value [%d,%d): %v", e.Offset, e.Offset+e.Length, err)
-	case xxhash.Sum64(buf) != uint64(e.Checksum):
+	case checksum(e.SumKind, buf) != uint64(e.Checksum):
 		p.Kind = "checksum"
 	default:
 		return Problem{}, true

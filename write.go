@@ -7,7 +7,7 @@ import (
 	"io"
 	"sync"
 
-	"github.com/cespare/xxhash/v2"
+	"github.com/zeebo/xxh3"
 
 	"github.com/seed475afdc4/possum/internal/crashpoint"
 	"github.com/seed475afdc4/possum/manifest"
@@ -114,21 +114,16 @@ func (c *Cache) putStaged(ctx context.Context, key string, b *bytesReader, opts 
 		return 0, opErr("put", key, err)
 	}
 	_, fp := c.files.Placement(s.pos, n)
-	p := &stagedPut{hashed: make(chan struct{}), ready: make(chan struct{}),
-		e: manifest.NewEntry{Key: []byte(key), FileID: a.ID(), Offset: s.w.off, Length: n, Footprint: fp, Expires: c.expiry(opts)}}
+	p := &stagedPut{e: manifest.NewEntry{Key: []byte(key), FileID: a.ID(), Offset: s.w.off, Length: n, Footprint: fp, Expires: c.expiry(opts)}}
+	// Hash first, on this core (XXH3: about 23 µs a MiB), then send the
+	// request: the committer begins the transaction, inserts the row and
+	// runs the capacity check on the other core while the kernel copies the
+	// bytes, and parks the transaction for this goroutine to commit once
+	// they are in (committer.written).
+	p.e.Checksum = xxh3.Hash(b.b)
 	req := &commitReq{stage: p, grows: true, done: make(chan struct{})}
 	queued := c.commits.offer(req)
-
-	// Hash on another core while the kernel copies; the committer inserts
-	// the row as soon as the sum is known.
 	hook := c.stagedHook
-	go func() {
-		if hook != nil {
-			hook(key, "hash")
-		}
-		p.sum = xxhash.Sum64(b.b)
-		close(p.hashed)
-	}()
 	var m int
 	if hook != nil {
 		err = hook(key, "write")
@@ -140,12 +135,11 @@ func (c *Cache) putStaged(ctx context.Context, key string, b *bytesReader, opts 
 		}
 	}
 	s.w.n = int64(m)
-	<-p.hashed
 	var e manifest.NewEntry
 	var end int64
 	if err == nil {
 		e, end, err = s.finish()
-		e.Checksum = p.sum
+		e.Checksum = p.e.Checksum
 	}
 	if err == nil && (e.FileID != p.e.FileID || e.Offset != p.e.Offset || e.Footprint != fp) {
 		err = fmt.Errorf("possum: internal error: value placed at %d+%d in file %d, staged at %d+%d in file %d",
@@ -157,8 +151,8 @@ func (c *Cache) putStaged(ctx context.Context, key string, b *bytesReader, opts 
 		crashpoint.Hit("put:written")
 	}
 	p.err = err
-	close(p.ready)
 	if queued {
+		c.commits.written(p)
 		<-req.done
 	}
 	switch {
@@ -229,7 +223,7 @@ type valueWriter struct {
 	a     *values.Appender
 	off   int64
 	n     int64
-	h     *xxhash.Digest
+	h     *xxh3.Hasher
 	limit int64 // the capacity: a larger value is refused; 0 for none
 }
 
@@ -240,32 +234,11 @@ func (w *valueWriter) Write(p []byte) (int, error) {
 	if w.limit > 0 && w.n+int64(len(p)) > w.limit {
 		return 0, fmt.Errorf("%w: more than the cache's capacity of %d bytes", ErrTooLarge, w.limit)
 	}
-	if len(p) < parallelHash {
-		m, err := w.a.WriteAt(p, w.off+w.n)
-		w.h.Write(p[:m])
-		w.n += int64(m)
-		return m, err
-	}
-	// A large write: hash on another core while the kernel copies.
-	hashed := make(chan struct{})
-	go func() {
-		w.h.Write(p)
-		close(hashed)
-	}()
 	m, err := w.a.WriteAt(p, w.off+w.n)
-	<-hashed
-	if m < len(p) && err == nil {
-		err = io.ErrShortWrite
-	}
-	// On a short write the hash covers bytes never written: the value
-	// fails, and is aborted, so it does not matter.
+	w.h.Write(p[:m])
 	w.n += int64(m)
 	return m, err
 }
-
-// parallelHash is the write size from which a value's bytes are hashed
-// while they are written rather than after.
-const parallelHash = 256 << 10
 
 // onlyReader hides everything but Read, so io.CopyBuffer uses our buffer
 // and our writer (which hashes) rather than a WriterTo that bypasses it.

@@ -15,7 +15,10 @@ type Location struct {
 	Offset   int64
 	Length   int64
 	Checksum uint64
-	Expires  int64 // Unix ns; 0 means never
+	// ChecksumKind says how Checksum was computed (ChecksumXXH3 for
+	// every row written since schema version 2).
+	ChecksumKind ChecksumKind
+	Expires      int64 // Unix ns; 0 means never
 
 	Footprint int64 // bytes of disk the value holds (see the entries table)
 	Created   int64 // Unix ns
@@ -31,6 +34,7 @@ type Entry struct {
 	Length    int64         `db:"length"`
 	Footprint int64         `db:"footprint"`
 	Checksum  int64         `db:"checksum"`
+	SumKind   ChecksumKind  `db:"checksum_kind"`
 	Created   int64         `db:"created_ns"`
 	LastUsed  int64         `db:"last_used_ns"`
 	Expires   sql.NullInt64 `db:"expires_ns"`
@@ -39,11 +43,20 @@ type Entry struct {
 // Location returns the part of the entry a read needs.
 func (e *Entry) Location() Location {
 	return Location{KeyID: e.KeyID, FileID: e.FileID, Offset: e.Offset, Length: e.Length,
-		Checksum: uint64(e.Checksum), Expires: e.Expires.Int64,
+		Checksum: uint64(e.Checksum), ChecksumKind: e.SumKind, Expires: e.Expires.Int64,
 		Footprint: e.Footprint, Created: e.Created, LastUsed: e.LastUsed}
 }
 
-const entryColumns = `key_id, key, file_id, offset, length, footprint, checksum, created_ns, last_used_ns, expires_ns`
+const entryColumns = `key_id, key, file_id, offset, length, footprint, checksum, checksum_kind, created_ns, last_used_ns, expires_ns`
+
+// ChecksumKind is how a value's checksum was computed
+// (entries.checksum_kind).
+type ChecksumKind uint8
+
+const (
+	ChecksumXXH64 ChecksumKind = 0 // xxhash64: rows written before schema version 2
+	ChecksumXXH3  ChecksumKind = 1 // XXH3-64, seed 0
+)
 
 // Totals are the running sums kept by the manifest's triggers.
 type Totals struct {
@@ -67,7 +80,7 @@ func (s *readStmts) close() {
 func (m *Manifest) prepare(ctx context.Context) error {
 	var err error
 	m.stmts.lookup, err = m.r.PrepareContext(ctx,
-		`SELECT key_id, file_id, offset, length, checksum, coalesce(expires_ns, 0), footprint, created_ns, last_used_ns
+		`SELECT key_id, file_id, offset, length, checksum, checksum_kind, coalesce(expires_ns, 0), footprint, created_ns, last_used_ns
 		FROM entries WHERE key = ?`)
 	return err
 }
@@ -77,7 +90,7 @@ func (m *Manifest) prepare(ctx context.Context) error {
 func (m *Manifest) Lookup(ctx context.Context, key []byte) (Location, error) {
 	var l Location
 	var sum int64
-	err := m.stmts.lookup.QueryRowContext(ctx, key).Scan(&l.KeyID, &l.FileID, &l.Offset, &l.Length, &sum, &l.Expires,
+	err := m.stmts.lookup.QueryRowContext(ctx, key).Scan(&l.KeyID, &l.FileID, &l.Offset, &l.Length, &sum, &l.ChecksumKind, &l.Expires,
 		&l.Footprint, &l.Created, &l.LastUsed)
 	l.Checksum = uint64(sum)
 	return l, scanErr(err)

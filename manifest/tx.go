@@ -31,32 +31,54 @@ type Tx struct {
 	// PreBumped holds the stripe counters as BeforeCommit left them, just
 	// before the commit.
 	PreBumped map[int]uint64
-	untracked bool // a savepoint was rolled back: Inserted is off
+	untracked bool   // a savepoint was rolled back: Inserted is off
+	unlock    func() // ends the transaction's hold on the writer lock
 }
 
 // Update runs fn in one write transaction and commits it if fn returns nil.
 // On success it returns the stripes to bump.
 func (m *Manifest) Update(ctx context.Context, fn func(*Tx) error) ([]int, error) {
+	tx, err := m.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return nil, err
+	}
+	return tx.Commit()
+}
+
+// Begin starts a write transaction, which Commit or Rollback must end: until
+// then no other write transaction of this process or, with
+// Config.LockWriter, of any other may begin. Any goroutine may end it, as
+// long as one at a time uses it. Update is the usual way.
+func (m *Manifest) Begin(ctx context.Context) (*Tx, error) {
 	unlock, err := m.lockWriter(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
-	tx := &Tx{ctx: ctx, m: m, Now: m.now(), stripes: map[int]struct{}{}}
+	tx := &Tx{ctx: ctx, m: m, Now: m.now(), stripes: map[int]struct{}{}, unlock: unlock}
 	if _, err := tx.exec("BEGIN IMMEDIATE"); err != nil {
 		if !strings.Contains(err.Error(), "within a transaction") {
+			unlock()
 			return nil, fmt.Errorf("begin: %w", err)
 		}
 		// A transaction left open by a rollback that failed: end it.
 		m.rollback()
 		if _, err := tx.exec("BEGIN IMMEDIATE"); err != nil {
+			unlock()
 			return nil, fmt.Errorf("begin: %w", err)
 		}
 	}
-	if err := fn(tx); err != nil {
-		m.rollback()
-		return nil, err
-	}
+	return tx, nil
+}
+
+// Commit commits tx and returns the stripes to bump. If it fails, tx is
+// rolled back. Either way tx is over.
+func (tx *Tx) Commit() ([]int, error) {
+	m := tx.m
+	defer tx.end()
 	if m.cfg.BeforeCommit != nil && len(tx.stripes) > 0 {
 		tx.PreBumped = m.cfg.BeforeCommit(tx.stripes)
 	}
@@ -72,6 +94,20 @@ func (m *Manifest) Update(ctx context.Context, fn func(*Tx) error) ([]int, error
 		out = append(out, s)
 	}
 	return out, nil
+}
+
+// Rollback undoes tx and ends it.
+func (tx *Tx) Rollback() {
+	defer tx.end()
+	tx.m.rollback()
+}
+
+// end lets the next write transaction begin.
+func (tx *Tx) end() {
+	if tx.unlock != nil {
+		tx.unlock()
+		tx.unlock = nil
+	}
 }
 
 // rollback ends the open write transaction, if there is one. Its error
@@ -112,8 +148,8 @@ type NewEntry struct {
 	Offset    int64
 	Length    int64
 	Footprint int64
-	Checksum  uint64
-	Expires   int64 // Unix ns, 0 for never
+	Checksum  uint64 // XXH3-64 of the value (ChecksumXXH3)
+	Expires   int64  // Unix ns, 0 for never
 }
 
 // Insert publishes e, replacing any entry under the same key; the replaced
@@ -128,9 +164,9 @@ func (tx *Tx) Insert(e NewEntry) error {
 	if e.Expires != 0 {
 		exp = sql.NullInt64{Int64: e.Expires, Valid: true}
 	}
-	res, err := tx.exec(`INSERT INTO entries (key, file_id, offset, length, footprint, checksum, created_ns, last_used_ns, expires_ns)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		e.Key, e.FileID, e.Offset, e.Length, e.Footprint, int64(e.Checksum), tx.Now, tx.Now, exp)
+	res, err := tx.exec(`INSERT INTO entries (key, file_id, offset, length, footprint, checksum, checksum_kind, created_ns, last_used_ns, expires_ns)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		e.Key, e.FileID, e.Offset, e.Length, e.Footprint, int64(e.Checksum), ChecksumXXH3, tx.Now, tx.Now, exp)
 	if err != nil {
 		return err
 	}
@@ -140,7 +176,7 @@ func (tx *Tx) Insert(e NewEntry) error {
 			tx.Inserted = map[string]Location{}
 		}
 		tx.Inserted[string(e.Key)] = Location{KeyID: id, FileID: e.FileID, Offset: e.Offset, Length: e.Length,
-			Checksum: e.Checksum, Expires: e.Expires, Footprint: e.Footprint, Created: tx.Now, LastUsed: tx.Now}
+			Checksum: e.Checksum, ChecksumKind: ChecksumXXH3, Expires: e.Expires, Footprint: e.Footprint, Created: tx.Now, LastUsed: tx.Now}
 	}
 	return nil
 }
@@ -193,7 +229,7 @@ func scanEntries(rows *sqlx.Rows) ([]Entry, error) {
 		// By hand, not StructScan: this runs for every replaced value.
 		// The columns are entryColumns, in order.
 		if err := rows.Scan(&e.KeyID, &e.Key, &e.FileID, &e.Offset, &e.Length, &e.Footprint,
-			&e.Checksum, &e.Created, &e.LastUsed, &e.Expires); err != nil {
+			&e.Checksum, &e.SumKind, &e.Created, &e.LastUsed, &e.Expires); err != nil {
 			return nil, err
 		}
 		es = append(es, e)
@@ -346,8 +382,8 @@ func (tx *Tx) MovePrefix(lo, hi, from, to []byte) (int, error) {
 	}
 	for i := range moved {
 		e := &moved[i]
-		if _, err := tx.exec(`INSERT INTO entries (`+entryColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			e.KeyID, e.Key, e.FileID, e.Offset, e.Length, e.Footprint, e.Checksum, e.Created, e.LastUsed, e.Expires); err != nil {
+		if _, err := tx.exec(`INSERT INTO entries (`+entryColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			e.KeyID, e.Key, e.FileID, e.Offset, e.Length, e.Footprint, e.Checksum, e.SumKind, e.Created, e.LastUsed, e.Expires); err != nil {
 			return 0, err
 		}
 		tx.touch(e.Key)
