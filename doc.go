@@ -36,18 +36,19 @@
 // a value is visible only once all its bytes are written. A large value put
 // from memory (PutBytes, 256 KiB to 4 MiB) is staged: its transaction
 // begins, and runs its statements, while the bytes are being written, and
-// commits once they are (waiting at most 2 ms, holding the manifest's write
-// lock, before committing without it). A Get takes no
-// lock and usually no SQLite query: it reads the key's stripe counter, finds
-// the value's location in a per-process cache, preads it, and reads the
-// counter again; a writer bumps the counter of every key it changes before
-// the region can be freed, so a read never returns another value's bytes or
-// the zeros of a punched hole. A process that puts a key it has cached
-// points its cached entry at the new row, if no other commit touched the
-// key's stripe meanwhile. Every value also carries a checksum, checked
-// the first time a process reads the value from its location (at every read
-// with Options.VerifyEveryRead): bytes damaged behind possum's back read as
-// a miss.
+// the writer commits it once they are (the transaction waits at most 2 ms,
+// holding the manifest's write lock, before committing without it). A Get
+// takes no lock and usually no SQLite query: it reads the key's stripe
+// counter, finds the value's location in a per-process cache, preads it,
+// and reads the counter again; a writer bumps the counter of every key it
+// changes before the region can be freed, so a read never returns another
+// value's bytes or the zeros of a punched hole. A process that puts a key
+// it has cached points its cached entry at the new row, if no other commit
+// touched the key's stripe meanwhile. Every value also carries a checksum
+// (XXH3-64; xxhash64 for values written before schema version 2), checked
+// the first time a process reads the value from its location (at every
+// read with Options.VerifyEveryRead): bytes damaged behind possum's back
+// read as a miss.
 //
 // # Eviction
 //
