@@ -72,10 +72,9 @@ const (
 // hashes the bytes, sends the request and writes; meanwhile the committer
 // begins the transaction, inserts the row, runs the capacity check, and
 // parks the transaction until the write has ended, when the writer commits
-// it (see awaitStaged). So a
-// large put costs its write and little more, instead of its write and
-// then a whole transaction. Nothing is committed before the bytes are in
-// the file (publish by commit).
+// it (see parkedCommit). So a large put costs its write and little more,
+// instead of its write and then a whole transaction. Nothing is committed
+// before the bytes are in the file (publish by commit).
 type stagedPut struct {
 	e   manifest.NewEntry // with its checksum: hashed before the request is sent
 	err error             // the write failed: nothing may be published
@@ -87,23 +86,6 @@ type stagedPut struct {
 	// bytes were late: the writer must commit it anew.
 	retry bool
 	out   bool // left out of this request's group (retry, or err)
-}
-
-// await reports whether ch is closed by deadline.
-func await(ch chan struct{}, deadline time.Time) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-	}
-	t := time.NewTimer(time.Until(deadline))
-	defer t.Stop()
-	select {
-	case <-ch:
-		return true
-	case <-t.C:
-		return false
-	}
 }
 
 // committer runs every write transaction of one open Cache. Callers queue
@@ -233,12 +215,12 @@ func (k *committer) loop() {
 				case r := <-k.reqs:
 					k.run(k.gather(r), false)
 				default:
+					k.settleParked() // before touching the committer's state
 					k.closing = true
 					ok := k.run(nil, true) // last flush of access times
 					for ok && len(k.pending) > 0 {
-						ok = k.run(nil, false)
+						ok = k.run(nil, false) // no group: never parks
 					}
-					k.settleParked()
 					return
 				}
 			}
@@ -279,9 +261,9 @@ func (k *committer) gather(first *commitReq) []*commitReq {
 // the commit must evict (LRU order needs them); not with every commit, which
 // would rewrite the rows of every key read between two puts.
 //
-// If the group has staged puts whose bytes are still being written, the
-// last of their writers to finish commits the transaction and answers the
-// group, while run waits (see awaitStaged).
+// If the group has staged puts whose bytes are still being written, run
+// parks the transaction and returns: the last of their writers to finish
+// commits it and answers the group (see parkedCommit).
 //
 // It reports whether the transaction committed (or there was nothing to
 // do, or it was parked).
