@@ -28,7 +28,7 @@ import (
 )
 
 // allWorkloads are the workload names, in the order they run.
-var allWorkloads = []string{"put", "get-hot", "get-miss", "mixed", "mixed-proc", "capacity"}
+var allWorkloads = []string{"put", "get-hot", "get-miss", "mixed", "mixed-proc", "capacity", "get-hot-paired"}
 
 // scale is what -quick changes.
 type scale struct {
@@ -158,6 +158,9 @@ func main() {
 	}
 	for _, c := range run.Capacity {
 		errs += c.Errors
+	}
+	for _, p := range run.Paired {
+		errs += p.Errors
 	}
 	fmt.Fprintf(os.Stderr, "wrote %s (%d results, %d capacity runs, %d errors, %.1fs)\n", path, len(run.Results), len(run.Capacity), errs, run.Seconds)
 }
@@ -324,6 +327,14 @@ func benchmark(ctx context.Context, cfg config, prog *progress) (*Run, error) {
 			}
 		}
 	}
+	if cfg.wantsPaired() {
+		for _, size := range cfg.sizes {
+			if ctx.Err() != nil {
+				break
+			}
+			run.Paired = append(run.Paired, r.paired(ctx, size))
+		}
+	}
 	run.Seconds = time.Since(started).Seconds()
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("interrupted: %w", err)
@@ -353,6 +364,9 @@ func (r *runner) cellCount() int {
 	n := len(r.cfg.kinds) * len(r.cfg.sizes) * perSize
 	if r.cfg.wants("capacity") {
 		n += len(r.cfg.kinds) * len(r.cfg.capSizes)
+	}
+	if r.cfg.wantsPaired() {
+		n += len(r.cfg.sizes)
 	}
 	return n
 }
@@ -391,29 +405,17 @@ func (r *runner) storeSize(ctx context.Context, kind stores.Kind, size int) []Re
 			}
 		}
 	}
-	if !slices.ContainsFunc(cfg.workloads, func(w string) bool { return w != "capacity" }) {
+	if !slices.ContainsFunc(cfg.workloads, func(w string) bool { return w != "capacity" && w != "get-hot-paired" }) {
 		return nil
 	}
 
-	dir, err := os.MkdirTemp(r.base, fmt.Sprintf("%s-%d-", kind.Name, size))
+	st, dir, closeFn, err := r.openFresh(ctx, kind, size)
 	if err != nil {
 		r.prog.logf("ERROR %s %dB: %v", kind.Name, size, err)
-		skipAll("could not make its directory: " + err.Error())
+		skipAll(err.Error())
 		return results
 	}
-	defer os.RemoveAll(dir)
-	openCfg := stores.Config{Dir: dir, MaxValue: size}
-	st, err := kind.Open(ctx, openCfg)
-	if err != nil {
-		r.prog.logf("ERROR %s %dB: open: %v", kind.Name, size, err)
-		skipAll("could not open: " + err.Error())
-		return results
-	}
-	defer func() {
-		if err := st.Close(); err != nil {
-			r.prog.logf("ERROR %s %dB: close: %v", kind.Name, size, err)
-		}
-	}()
+	defer closeFn()
 	codec := newCodec(r.pool, size)
 	newErrs := func(workload string, g int) *errLog {
 		return &errLog{logf: r.prog.logf, prefix: fmt.Sprintf("%s %s %dB g=%d", kind.Name, workload, size, g)}

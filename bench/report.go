@@ -712,6 +712,7 @@ func renderReport(in *reportInput, charts map[string]string, chartsRel string, c
 			groupTable(w, g, latencyText, fn)
 		}
 		fn.flush(w)
+		writePaired(w, peers)
 
 		w.WriteString("\n## Bytes written and disk use\n\n")
 		w.WriteString("Cells: storage bytes written per operation (`/proc/<pid>/io` write_bytes, a store's server included; ÷ the value size) · " +
@@ -1062,6 +1063,55 @@ func writeMatrix(w *bytes.Buffer, runs []*Run, fn *notes) {
 		}
 		table(w, header, rows)
 	}
+	writeMatrixPaired(w, runs, header)
+}
+
+// writeMatrixPaired shows the paired get-hot ratios per filesystem, if any
+// run has them.
+func writeMatrixPaired(w *bytes.Buffer, runs []*Run, header []string) {
+	var sizes []int
+	for _, r := range runs {
+		for _, p := range r.Paired {
+			if !slices.Contains(sizes, p.ValueSize) {
+				sizes = append(sizes, p.ValueSize)
+			}
+		}
+	}
+	if len(sizes) == 0 {
+		return
+	}
+	sort.Ints(sizes)
+	fmt.Fprintf(w, "\n### get-hot, paired with %s\n\nMedian of the per-pair ratios (possum ÷ %s), and their range; see [get-hot, paired](#get-hot-paired-with-raw).\n\n", pairedRef, pairedRef)
+	var rows [][]string
+	for _, s := range sizes {
+		row := []string{sizeName(s)}
+		for _, r := range runs {
+			c := "·"
+			for i := range r.Paired {
+				if r.Paired[i].ValueSize == s {
+					c = pairedRatioText(&r.Paired[i])
+				}
+			}
+			row = append(row, c)
+		}
+		rows = append(rows, row)
+	}
+	table(w, header, rows)
+}
+
+// pairedRatioText is a paired run's median ratio and range, or why it has
+// none.
+func pairedRatioText(p *PairedRun) string {
+	switch {
+	case p.Skipped != "":
+		return "skipped: " + p.Skipped
+	case p.Errors > 0:
+		return fmt.Sprintf("**⚠ %d errors**", p.Errors)
+	case len(p.Ratios()) == 0:
+		return "—"
+	}
+	med, lo, hi := p.Ratio()
+	return fmt.Sprintf("**%.2fx** (%.2fx to %.2fx)", med, lo, hi)
 }
 
 // writeFSBench shows the Go benchmarks run on each filesystem (BenchmarkFS*),
@@ -1211,4 +1261,34 @@ func writeGoBench(w *bytes.Buffer, g *goBench, fn *notes) {
 	for _, f := range g.Fails {
 		fmt.Fprintf(w, "\n**⚠ failed: %s**\n", f)
 	}
+}
+
+// writePaired writes the paired get-hot measurements of r, if any.
+func writePaired(w *bytes.Buffer, r *Run) {
+	if len(r.Paired) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\n### get-hot, paired with %s\n\n", r.Paired[0].Against)
+	w.WriteString("possum and raw both loaded and warmed, then read on one goroutine in alternating slices " +
+		"(raw then possum, possum then raw, ...), the same random keys in each; a ratio per pair of adjacent slices. " +
+		"Unlike the cells above, which ran minutes apart, each ratio compares two stores measured within a second of each other " +
+		"(`bench/paired.go`).\n\n")
+	var rows [][]string
+	for i := range r.Paired {
+		p := &r.Paired[i]
+		if p.Skipped != "" || p.Errors > 0 || len(p.Ratios()) == 0 {
+			rows = append(rows, []string{sizeName(p.ValueSize), "—", "—", pairedRatioText(p), "—", "—"})
+			continue
+		}
+		rows = append(rows, []string{
+			sizeName(p.ValueSize),
+			fmt.Sprintf("%d × %s", len(p.Ratios()), dur(p.SliceSeconds*1e9)),
+			fmt.Sprintf("%d", p.Keys),
+			pairedRatioText(p),
+			fmt.Sprintf("%s · %s / %s", opsRate(median(p.StoreOps)), dur(float64(p.StoreP50)), dur(float64(p.StoreP99))),
+			fmt.Sprintf("%s · %s / %s", opsRate(median(p.AgainstOps)), dur(float64(p.AgainstP50)), dur(float64(p.AgainstP99))),
+		})
+	}
+	table(w, []string{"value size", "pairs × slice", "keys", "possum ÷ " + r.Paired[0].Against + ", median (range)",
+		"possum: median slice · p50 / p99", r.Paired[0].Against + ": median slice · p50 / p99"}, rows)
 }

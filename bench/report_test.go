@@ -72,7 +72,19 @@ func syntheticPeers() Run {
 		{Store: "squirrel", ValueSize: 64 << 10, Capacity: 10 << 20, DataBytes: 20 << 20, Samples: samples, HotKeys: 10, HotSurvived: 8},
 		{Store: "memcached", ValueSize: 64 << 10, Skipped: "memory only"},
 	}
+	r.Paired = []PairedRun{
+		syntheticPaired(100, 0.9),
+		syntheticPaired(4<<10, 0.8),
+	}
 	return r
+}
+
+// syntheticPaired is a paired run of 3 pairs whose ratios are x-0.1, x and
+// x+0.05.
+func syntheticPaired(size int, x float64) PairedRun {
+	return PairedRun{Store: "possum", Against: "raw", ValueSize: size, Keys: 100, SliceSeconds: 0.25,
+		StoreOps: []float64{(x - 0.1) * 1000, x * 1000, (x + 0.05) * 1000}, AgainstOps: []float64{1000, 1000, 1000},
+		StoreP50: 1200, StoreP99: 2500, AgainstP50: 1000, AgainstP99: 2000}
 }
 
 func syntheticFS(label string, scale float64) Run {
@@ -83,6 +95,7 @@ func syntheticFS(label string, scale float64) Run {
 			r.Results = append(r.Results, res("raw", wl, s, 1, 100*scale), res("possum", wl, s, 1, 50*scale))
 		}
 	}
+	r.Paired = []PairedRun{syntheticPaired(100, 0.5*scale)}
 	return r
 }
 
@@ -210,6 +223,10 @@ func TestReport(t *testing.T) {
 		"**8 of 10**", "skipped: memory only",
 		// Filesystem matrix.
 		"## Filesystem matrix", "| value size | ext4 | xfs |", "| 100 B | 50.0 /s · 0.50x raw · disk 1.00x data | 100 /s · 0.50x raw · disk 1.00x data |",
+		// Paired get-hot: in the peer comparison, the targets and the matrix.
+		"### get-hot, paired with raw", "| 4 KiB | 3 × 250 ms | 100 | **0.80x** (0.70x to 0.85x) | 800 /s · 1.20 µs / 2.50 µs | 1.00 k/s · 1.00 µs / 2.00 µs |",
+		"| Get 4 KiB, hot, 1 goroutine | ≥ 0.7x raw | 0.80x: median of 3 pairs of alternating 250 ms slices (0.70x to 0.85x), 800 /s against 1.00 k/s; the sequential get-hot cells: 0.70x | yes |",
+		"| 100 B | **0.50x** (0.40x to 0.55x) | **1.00x** (0.90x to 1.05x) |",
 		"### Filesystem costs (Go benchmarks)", "| `BenchmarkFSPunch` | 99.0 µs | 120 µs |",
 		"ext4, BenchmarkFSClone/1MiB: no reflink on ext4",
 		// Go benchmarks: the median of three samples, a split line, a custom metric, a skip.

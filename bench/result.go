@@ -18,6 +18,7 @@ type Run struct {
 	Machine  Machine
 	Results  []Result
 	Capacity []CapacityRun
+	Paired   []PairedRun
 }
 
 // Machine describes where a run happened.
@@ -72,4 +73,24 @@ type CapacitySample struct {
 	Seconds  float64 // since the run began
 	Written  int64   // value bytes written so far
 	DiskUsed int64   // st_blocks of the store's directory, in bytes
+}
+
+// PairedRun is possum's hot reads on one goroutine measured against a
+// reference store (raw) in alternating slices (see paired.go): StoreOps[i]
+// and AgainstOps[i] are reads/s of adjacent slices, so their ratio is free
+// of the machine's drift over minutes.
+type PairedRun struct {
+	Store        string // "possum"
+	Against      string // the reference store, "raw"
+	ValueSize    int
+	Keys         int
+	SliceSeconds float64   // length of each slice
+	StoreOps     []float64 // possum's reads/s, slice by slice
+	AgainstOps   []float64 // the reference's, slice by slice
+	StoreP50     int64     // latency percentiles over all of a store's slices, ns
+	StoreP99     int64
+	AgainstP50   int64
+	AgainstP99   int64
+	Errors       int64 // failed reads or wrong values, in either store (load and warm-up included)
+	Skipped      string
 }

@@ -21,6 +21,10 @@ import (
 //     values read in the older half of its span to its manifest; SQLite
 //     stores checkpoint) is not counted as hot reads. Those costs show in
 //     the mixed cells, where reads and writes interleave.
+//   - get-hot-paired (paired.go) is possum's 1-goroutine get-hot against
+//     raw's in alternating slices of one pair of stores, loaded and warmed
+//     alike: a ratio per pair of adjacent slices, free of the drift between
+//     cells that run minutes apart. The hot-read targets use its median.
 //   - Latency: each single store call is timed with time.Now/time.Since
 //     (monotonic) around the call only; encoding the value before a put and
 //     checking it after a get are outside. Every call goes into an HDR

@@ -327,4 +327,24 @@ func TestRunReal(t *testing.T) {
 			t.Errorf("possum DiskUsed %d", r.DiskUsed)
 		}
 	}
+	pairs, _ := cfg.pairedPlan()
+	if len(run.Paired) != len(cfg.sizes) {
+		t.Fatalf("%d paired runs, want one per size (%d)", len(run.Paired), len(cfg.sizes))
+	}
+	for i, p := range run.Paired {
+		if p.ValueSize != cfg.sizes[i] || p.Store != "possum" || p.Against != "raw" || p.Skipped != "" || p.Errors != 0 ||
+			len(p.Ratios()) != pairs || p.StoreP50 <= 0 || p.AgainstP99 < p.AgainstP50 || p.Keys != cfg.keys(p.ValueSize) {
+			t.Errorf("paired run: %+v", p)
+		}
+	}
+}
+
+func TestRunPairedNeedsBoth(t *testing.T) {
+	possum, _ := kindByName("possum")
+	cfg := tinyConfig(t, possum)
+	cfg.workloads = []string{"get-hot-paired"}
+	run := runTiny(t, cfg)
+	if len(run.Paired) != 0 || len(run.Results) != 0 {
+		t.Errorf("without raw, a paired-only run measured %d paired runs and %d cells", len(run.Paired), len(run.Results))
+	}
 }
