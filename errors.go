@@ -66,8 +66,7 @@ func opErr(op, key string, err error) error {
 	if err == nil {
 		return nil
 	}
-	var pe *Error
-	if errors.As(err, &pe) {
+	if _, ok := errors.AsType[*Error](err); ok { // errors.As would allocate a *Error
 		return err
 	}
 	return &Error{Op: op, Key: key, Err: err}

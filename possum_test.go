@@ -581,3 +581,32 @@ func TestReadAfterReopen(t *testing.T) {
 		t.Fatalf("empty value read back as %d bytes", len(v))
 	}
 }
+
+// TestHotPathAllocations pins what the hot path allocates: a hit into a
+// buffer of enough capacity nothing, a cached miss only its error (the
+// *possum.Error that names the key).
+func TestHotPathAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	ctx := context.Background()
+	c := openCache(t, t.TempDir(), nil)
+	if err := c.PutBytes(ctx, "k", bytes.Repeat([]byte("v"), 4096)); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 0, 4096)
+	for range 2 { // fill the location cache, the miss included
+		if _, err := c.GetAppend(ctx, buf, "k"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.GetAppend(ctx, buf, "absent"); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("miss: %v", err)
+		}
+	}
+	if n := testing.AllocsPerRun(1000, func() { c.GetAppend(ctx, buf, "k") }); n != 0 {
+		t.Errorf("a hit allocates %.1f times", n)
+	}
+	if n := testing.AllocsPerRun(1000, func() { c.GetAppend(ctx, buf, "absent") }); n > 1 {
+		t.Errorf("a cached miss allocates %.1f times, want at most 1 (its error)", n)
+	}
+}
