@@ -451,11 +451,7 @@ func (r *runner) storeSize(ctx context.Context, kind stores.Kind, size int) []Re
 	if cfg.wants("get-hot") {
 		warmErrs := warm(ctx, st, codec, newErrs("get-hot warm-up", 1), n)
 		settle(dir)
-		pause := warmPause
-		if cfg.quick {
-			pause /= 10
-		}
-		time.Sleep(pause) // see run.go, "How a cell is measured"
+		time.Sleep(cfg.warmPause()) // see run.go, "How a cell is measured"
 		for i, g := range cfg.goroutines {
 			o := cellGetHot(ctx, st, codec, newErrs("get-hot", g), n, g, cfg.duration)
 			if i == 0 {

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"time"
 
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+
 	"github.com/seed475afdc4/possum/bench/stores"
 )
 
@@ -81,23 +83,15 @@ func (r *runner) paired(ctx context.Context, size int) PairedRun {
 		return pr
 	}
 	codec := newCodec(r.pool, size)
+	// sides[0] is the reference, sides[1] possum.
 	type side struct {
-		name  string
-		st    stores.Store
-		errs  *errLog
-		ops   *[]float64
-		out   *cellOutcome
-		p50   *int64
-		p99   *int64
-		dir   string
-		close func()
+		st   stores.Store
+		dir  string
+		errs *errLog
+		ops  []float64 // reads/s of each slice
+		hist *hdrhistogram.Histogram
 	}
 	var sides []*side
-	defer func() {
-		for _, s := range sides {
-			s.close()
-		}
-	}()
 	for _, name := range []string{pairedRef, "possum"} {
 		kind, _ := stores.ByName(name)
 		st, dir, closeFn, err := r.openFresh(ctx, kind, size)
@@ -106,14 +100,9 @@ func (r *runner) paired(ctx context.Context, size int) PairedRun {
 			pr.Skipped = name + ": " + err.Error()
 			return done()
 		}
-		s := &side{name: name, st: st, dir: dir, close: closeFn, out: &cellOutcome{hist: newHist()},
-			errs: &errLog{logf: r.prog.logf, prefix: fmt.Sprintf("%s get-hot-paired %dB g=1", name, size)}}
-		if name == "possum" {
-			s.ops, s.p50, s.p99 = &pr.StoreOps, &pr.StoreP50, &pr.StoreP99
-		} else {
-			s.ops, s.p50, s.p99 = &pr.AgainstOps, &pr.AgainstP50, &pr.AgainstP99
-		}
-		sides = append(sides, s)
+		defer closeFn()
+		sides = append(sides, &side{st: st, dir: dir, hist: newHist(),
+			errs: &errLog{logf: r.prog.logf, prefix: fmt.Sprintf("%s get-hot-paired %dB g=1", name, size)}})
 	}
 	// Load and warm both, as storeSize does for get-hot.
 	for _, s := range sides {
@@ -124,11 +113,7 @@ func (r *runner) paired(ctx context.Context, size int) PairedRun {
 		pr.Errors += warm(ctx, s.st, codec, s.errs, n)
 		settle(s.dir)
 	}
-	pause := warmPause
-	if r.cfg.quick {
-		pause /= 10
-	}
-	time.Sleep(pause)
+	time.Sleep(r.cfg.warmPause())
 	for i := range pairs {
 		order := sides
 		if i%2 == 1 {
@@ -140,17 +125,16 @@ func (r *runner) paired(ctx context.Context, size int) PairedRun {
 			if o.seconds > 0 {
 				rate = float64(o.ops) / o.seconds
 			}
-			*s.ops = append(*s.ops, rate)
+			s.ops = append(s.ops, rate)
+			s.hist.Merge(o.hist)
 			pr.Errors += o.errors
-			s.out.ops += o.ops
-			s.out.hist.Merge(o.hist)
 		}
 	}
-	for _, s := range sides {
-		if s.out.hist.TotalCount() > 0 {
-			*s.p50 = s.out.hist.ValueAtQuantile(50)
-			*s.p99 = s.out.hist.ValueAtQuantile(99)
-		}
+	ref, p := sides[0], sides[1]
+	pr.AgainstOps, pr.StoreOps = ref.ops, p.ops
+	if ref.hist.TotalCount() > 0 && p.hist.TotalCount() > 0 {
+		pr.AgainstP50, pr.AgainstP99 = ref.hist.ValueAtQuantile(50), ref.hist.ValueAtQuantile(99)
+		pr.StoreP50, pr.StoreP99 = p.hist.ValueAtQuantile(50), p.hist.ValueAtQuantile(99)
 	}
 	if ctx.Err() != nil {
 		pr.Skipped = "interrupted"

@@ -355,3 +355,11 @@ func (o *cellOutcome) result(kind stores.Kind, workload string, size, g, procs i
 // warmPause is how long get-hot waits after its warm-up pass (a tenth of it
 // with -quick): see "How a cell is measured" above.
 const warmPause = 2 * time.Second
+
+// warmPause is the pause get-hot takes after its warm-up pass in this run.
+func (c *config) warmPause() time.Duration {
+	if c.quick {
+		return warmPause / 10
+	}
+	return warmPause
+}

@@ -2,7 +2,7 @@
 # Reproduces bench/RESULTS.md and bench/charts/: the one command for all of
 # possum's benchmark results. Run it from anywhere:
 #
-#   bench/run.sh          # the full run: about 15 minutes
+#   bench/run.sh          # the full run: about 17 minutes
 #   bench/run.sh -quick   # a fast, noisy check of the whole pipeline (< 2 min)
 #
 # Steps, each writing into bench/out/:
